@@ -1,0 +1,222 @@
+"""The shard layer's public operations: accounts, saga steps, holds and queries."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shards.changes import HoldRow
+from shards.errors import AccountAlreadyExists, AccountNotFound, InvalidTtl
+from shards.records import AccountView, HoldView, StepResult
+from shards.router import ShardRouter
+from shards.runner import Applied, LockStrategy, RetryPolicy, StepRunner, validated_step
+from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
+from shards.steps import (
+    Step,
+    plan_capture,
+    plan_give,
+    plan_refund,
+    plan_release,
+    plan_reserve,
+    plan_status,
+    plan_take,
+    plan_transfer_within_shard,
+)
+from shards.validation import check_account_id, check_amount, check_currency, check_transfer_id
+
+MAX_HOLD_TTL_S = 30 * 24 * 3600  # 30 days: longer reservations are a different product
+K = EntryKind
+
+
+def _one(applied: Applied) -> StepResult:
+    return applied.results[0]
+
+
+def _available_expression():  # type: ignore[no-untyped-def]
+    live = (
+        select(func.coalesce(func.sum(holds.c.amount), 0))
+        .where(
+            holds.c.account_id == accounts.c.account_id,
+            holds.c.status == HoldStatus.ACTIVE,
+            holds.c.expires_at > func.clock_timestamp(),
+        )
+        .scalar_subquery()
+    )
+    return cast(accounts.c.balance - live, BigInteger).label("available")
+
+
+class Ledger:
+    """Accounts spread over shards; every method is one local transaction on one shard."""
+
+    def __init__(
+        self,
+        router: ShardRouter,
+        strategy: LockStrategy | str = LockStrategy.PESSIMISTIC,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.router = router
+        self.runner = StepRunner(router, LockStrategy(strategy), retry)
+
+    @property
+    def strategy(self) -> LockStrategy:
+        return self.runner.strategy
+
+    # accounts -----------------------------------------------------------------------------
+
+    async def open_account(self, account_id: str, currency: str) -> AccountView:
+        """Open an empty account; opening it again with the same currency changes nothing."""
+        check_account_id(account_id)
+        check_currency(currency)
+        shard = self.router.shard_for(account_id)
+        async with shard.begin() as connection:
+            await connection.execute(
+                pg_insert(accounts)
+                .values(account_id=account_id, currency=currency)
+                .on_conflict_do_nothing(index_elements=[accounts.c.account_id])
+            )
+        view = await self.get_account(account_id)
+        if view.currency != currency:
+            raise AccountAlreadyExists(f"account {account_id} exists in {view.currency}")
+        return view
+
+    async def get_account(self, account_id: str) -> AccountView:
+        check_account_id(account_id)
+        shard = self.router.shard_for(account_id)
+        query = select(
+            accounts.c.account_id,
+            accounts.c.currency,
+            accounts.c.balance,
+            accounts.c.held,
+            _available_expression(),
+            accounts.c.status,
+            accounts.c.version,
+        ).where(accounts.c.account_id == account_id)
+        async with shard.begin() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise AccountNotFound(f"account {account_id} does not exist")
+        return AccountView(*row, shard=shard.index)
+
+    async def list_accounts(self, limit: int = 1000) -> list[AccountView]:
+        query = (
+            select(
+                accounts.c.account_id,
+                accounts.c.currency,
+                accounts.c.balance,
+                accounts.c.held,
+                _available_expression(),
+                accounts.c.status,
+                accounts.c.version,
+            )
+            .order_by(accounts.c.account_id)
+            .limit(limit)
+        )
+        views: list[AccountView] = []
+        for shard in self.router.shards:
+            async with shard.begin() as connection:
+                rows = (await connection.execute(query)).all()
+            views += [AccountView(*row, shard=shard.index) for row in rows]
+        return sorted(views, key=lambda view: view.account_id)[:limit]
+
+    async def set_status(self, account_id: str, status: AccountStatus) -> None:
+        check_account_id(account_id)
+        await self.runner.run(
+            f"status-{account_id}"[:64], [account_id], lambda ctx: plan_status(ctx, account_id, status)
+        )
+
+    async def deposit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT)))
+
+    async def withdraw(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL)))
+
+    # saga steps ---------------------------------------------------------------------------
+
+    async def debit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT)))
+
+    async def credit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT)))
+
+    async def refund(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_refund(ctx, step)))
+
+    async def transfer_within_shard(
+        self,
+        transfer_id: str,
+        source_account_id: str,
+        target_account_id: str,
+        amount: int,
+        currency: str | None = None,
+    ) -> tuple[StepResult, StepResult]:
+        """Debit and credit two accounts of one shard atomically, rows locked in id order."""
+        source = validated_step(transfer_id, source_account_id, amount, currency)
+        check_account_id(target_account_id)
+        if not self.router.same_shard(source_account_id, target_account_id):
+            raise ValueError(f"{source_account_id} and {target_account_id} live on different shards")
+        applied = await self.runner.run(
+            transfer_id,
+            [source_account_id, target_account_id],
+            lambda ctx: plan_transfer_within_shard(ctx, source, target_account_id),
+        )
+        debit, credit = sorted(applied.results, key=lambda result: result.kind != K.DEBIT)
+        return debit, credit
+
+    # holds --------------------------------------------------------------------------------
+
+    async def reserve(
+        self, transfer_id: str, account_id: str, amount: int, ttl_s: float, currency: str | None = None
+    ) -> HoldView:
+        """Hold funds until the shard's clock passes now() + ttl_s."""
+        if not 0 < ttl_s <= MAX_HOLD_TTL_S:
+            raise InvalidTtl(f"hold time-to-live {ttl_s}s must be above 0 and at most {MAX_HOLD_TTL_S}s")
+        step = validated_step(transfer_id, account_id, amount, currency)
+        applied = await self._run(step, lambda ctx: plan_reserve(ctx, step, ttl_s), with_hold=True)
+        return _hold_view(applied, replayed=applied.results[0].replayed)
+
+    async def capture(self, transfer_id: str, account_id: str, amount: int | None = None) -> StepResult:
+        """Take `amount` (default: all) of a live hold as the debit; the rest is released."""
+        check_transfer_id(transfer_id)
+        check_account_id(account_id)
+        if amount is not None:
+            check_amount(amount)
+        applied = await self.runner.run(
+            transfer_id, [account_id], lambda ctx: plan_capture(ctx, account_id, amount), with_hold=True
+        )
+        return _one(applied)
+
+    async def release(self, transfer_id: str, account_id: str, amount: int) -> StepResult:
+        """Release a hold; idempotent, and a marker when the hold was never placed."""
+        step = validated_step(transfer_id, account_id, amount, None)
+        return _one(await self._run(step, lambda ctx: plan_release(ctx, step), with_hold=True))
+
+    async def get_hold(self, transfer_id: str, account_id: str) -> HoldView | None:
+        check_transfer_id(transfer_id)
+        shard = self.router.shard_for(account_id)
+        query = select(
+            holds.c.transfer_id,
+            holds.c.account_id,
+            holds.c.amount,
+            holds.c.status,
+            holds.c.expires_at,
+            (holds.c.expires_at <= func.clock_timestamp()).label("expired"),
+        ).where(holds.c.transfer_id == transfer_id)
+        async with shard.begin() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else HoldView(*row)
+
+    async def _run(self, step: Step, plan, with_hold: bool = False) -> Applied:  # type: ignore[no-untyped-def]
+        return await self.runner.run(step.transfer_id, [step.account_id], plan, with_hold=with_hold)
+
+
+def _hold_view(applied: Applied, *, replayed: bool) -> HoldView:
+    hold: HoldRow | None = applied.hold
+    assert hold is not None  # reserve always reads or writes the hold row
+    return HoldView(
+        hold.transfer_id, hold.account_id, hold.amount, hold.status, hold.expires_at, hold.expired, replayed
+    )

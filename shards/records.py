@@ -1,0 +1,42 @@
+"""Plain immutable results handed back by the shard layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """An applied entry. `replayed` is true when an earlier call had applied it already."""
+
+    transfer_id: str
+    kind: str
+    account_id: str
+    amount: int
+    balance_after: int
+    marker: bool = False
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class AccountView:
+    account_id: str
+    currency: str
+    balance: int
+    held: int
+    available: int
+    status: str
+    version: int
+    shard: int
+
+
+@dataclass(frozen=True)
+class HoldView:
+    transfer_id: str
+    account_id: str
+    amount: int
+    status: str
+    expires_at: datetime
+    expired: bool
+    replayed: bool = False

