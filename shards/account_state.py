@@ -54,7 +54,9 @@ async def read_account(
     if row is None:
         return None
     lapsed = await _lapsed_holds(connection, account_id) if row.held > 0 else ()
-    return AccountState(account_id, row.currency, row.balance, row.held, row.status, row.version, lapsed)
+    return AccountState(
+        account_id, row.currency, row.balance, row.held, row.status, row.version, lapsed
+    )
 
 
 async def _lapsed_holds(connection: AsyncConnection, account_id: str) -> tuple[LapsedHold, ...]:

@@ -24,7 +24,7 @@
         ├── LockTimeout               a row lock was not granted within lock_timeout
         └── VersionConflict           optimistic retries exhausted on a hot row
 
-`BusinessError.code` is the stable name used as the Temporal `ApplicationError.type` and in `--json`.
+`code` (the class name) is the stable name used as Temporal `ApplicationError.type` and in `--json`.
 """
 
 from __future__ import annotations

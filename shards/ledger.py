@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.elements import Label
 
 from shards.changes import HoldRow
 from shards.errors import AccountAlreadyExists, AccountNotFound, InvalidTtl
@@ -32,7 +33,7 @@ def _one(applied: Applied) -> StepResult:
     return applied.results[0]
 
 
-def _available_expression():  # type: ignore[no-untyped-def]
+def _available_expression() -> Label[int]:
     live = (
         select(func.coalesce(func.sum(holds.c.amount), 0))
         .where(
@@ -95,7 +96,7 @@ class Ledger:
             row = (await connection.execute(query)).first()
         if row is None:
             raise AccountNotFound(f"account {account_id} does not exist")
-        return AccountView(*row, shard=shard.index)
+        return AccountView(**row._asdict(), shard=shard.index)
 
     async def list_accounts(self, limit: int = 1000) -> list[AccountView]:
         query = (
@@ -115,34 +116,46 @@ class Ledger:
         for shard in self.router.shards:
             async with shard.begin() as connection:
                 rows = (await connection.execute(query)).all()
-            views += [AccountView(*row, shard=shard.index) for row in rows]
+            views += [AccountView(**row._asdict(), shard=shard.index) for row in rows]
         return sorted(views, key=lambda view: view.account_id)[:limit]
 
     async def set_status(self, account_id: str, status: AccountStatus) -> None:
         check_account_id(account_id)
         await self.runner.run(
-            f"status-{account_id}"[:64], [account_id], lambda ctx: plan_status(ctx, account_id, status)
+            f"status-{account_id}"[:64],
+            [account_id],
+            lambda ctx: plan_status(ctx, account_id, status),
         )
 
-    async def deposit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+    async def deposit(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT)))
 
-    async def withdraw(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+    async def withdraw(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL)))
 
     # saga steps ---------------------------------------------------------------------------
 
-    async def debit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+    async def debit(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT)))
 
-    async def credit(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+    async def credit(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT)))
 
-    async def refund(self, transfer_id: str, account_id: str, amount: int, currency: str | None = None) -> StepResult:
+    async def refund(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_refund(ctx, step)))
 
@@ -158,7 +171,9 @@ class Ledger:
         source = validated_step(transfer_id, source_account_id, amount, currency)
         check_account_id(target_account_id)
         if not self.router.same_shard(source_account_id, target_account_id):
-            raise ValueError(f"{source_account_id} and {target_account_id} live on different shards")
+            raise ValueError(
+                f"{source_account_id} and {target_account_id} live on different shards"
+            )
         applied = await self.runner.run(
             transfer_id,
             [source_account_id, target_account_id],
@@ -170,23 +185,35 @@ class Ledger:
     # holds --------------------------------------------------------------------------------
 
     async def reserve(
-        self, transfer_id: str, account_id: str, amount: int, ttl_s: float, currency: str | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        ttl_s: float,
+        currency: str | None = None,
     ) -> HoldView:
         """Hold funds until the shard's clock passes now() + ttl_s."""
         if not 0 < ttl_s <= MAX_HOLD_TTL_S:
-            raise InvalidTtl(f"hold time-to-live {ttl_s}s must be above 0 and at most {MAX_HOLD_TTL_S}s")
+            raise InvalidTtl(
+                f"hold time-to-live {ttl_s}s must be above 0 and at most {MAX_HOLD_TTL_S}s"
+            )
         step = validated_step(transfer_id, account_id, amount, currency)
         applied = await self._run(step, lambda ctx: plan_reserve(ctx, step, ttl_s), with_hold=True)
         return _hold_view(applied, replayed=applied.results[0].replayed)
 
-    async def capture(self, transfer_id: str, account_id: str, amount: int | None = None) -> StepResult:
+    async def capture(
+        self, transfer_id: str, account_id: str, amount: int | None = None
+    ) -> StepResult:
         """Take `amount` (default: all) of a live hold as the debit; the rest is released."""
         check_transfer_id(transfer_id)
         check_account_id(account_id)
         if amount is not None:
             check_amount(amount)
         applied = await self.runner.run(
-            transfer_id, [account_id], lambda ctx: plan_capture(ctx, account_id, amount), with_hold=True
+            transfer_id,
+            [account_id],
+            lambda ctx: plan_capture(ctx, account_id, amount),
+            with_hold=True,
         )
         return _one(applied)
 
@@ -216,7 +243,14 @@ class Ledger:
 
 def _hold_view(applied: Applied, *, replayed: bool) -> HoldView:
     hold: HoldRow | None = applied.hold
-    assert hold is not None  # reserve always reads or writes the hold row
+    if hold is None:  # reserve always reads or writes the hold row
+        raise RuntimeError("reserve finished without a hold row")
     return HoldView(
-        hold.transfer_id, hold.account_id, hold.amount, hold.status, hold.expires_at, hold.expired, replayed
+        hold.transfer_id,
+        hold.account_id,
+        hold.amount,
+        hold.status,
+        hold.expires_at,
+        hold.expired,
+        replayed,
     )

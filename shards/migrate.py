@@ -22,10 +22,14 @@ def upgrade(dsn: str, revision: str = "head") -> str:
     engine = create_engine(sqlalchemy_url(dsn), connect_args={"connect_timeout": 5})
     try:
         with engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
-            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            current = connection.execute(
+                text("SELECT version_num FROM alembic_version")
+            ).scalar_one()
     finally:
         engine.dispose()
     return str(current)

@@ -14,11 +14,13 @@ import enum
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg.errors
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from shards.account_state import AccountState, read_account, write_account
 from shards.changes import Change, HoldRow, NewEntry, PriorEntry, Replay, StepContext
@@ -185,7 +187,9 @@ async def _write(
     hold = await _write_hold(connection, transfer_id, change)
     own = [e for e in new_entries if (e.transfer_id or transfer_id) == transfer_id]
     results = tuple(
-        StepResult(transfer_id, str(e.kind), e.account_id, e.amount, e.balance_after, marker=e.marker)
+        StepResult(
+            transfer_id, str(e.kind), e.account_id, e.amount, e.balance_after, marker=e.marker
+        )
         for e in own
     )
     return Applied(results, hold)
@@ -204,13 +208,17 @@ async def _sweep_lapsed(
         .values(status=HoldStatus.RELEASED, version=holds.c.version + 1, updated_at=func.now())
     )
     return [
-        NewEntry(EntryKind.RELEASE, state.account_id, hold.amount, balance, transfer_id=hold.transfer_id)
+        NewEntry(
+            EntryKind.RELEASE, state.account_id, hold.amount, balance, transfer_id=hold.transfer_id
+        )
         for hold in state.lapsed
     ]
 
 
-async def _write_hold(connection: AsyncConnection, transfer_id: str, change: Change) -> HoldRow | None:
-    returning = (
+async def _write_hold(
+    connection: AsyncConnection, transfer_id: str, change: Change
+) -> HoldRow | None:
+    returning: tuple[ColumnElement[Any], ...] = (
         holds.c.transfer_id,
         holds.c.account_id,
         holds.c.amount,
@@ -232,18 +240,29 @@ async def _write_hold(connection: AsyncConnection, transfer_id: str, change: Cha
             .returning(*returning)
         )
         return HoldRow(*(await connection.execute(statement)).one())
+    return await _transition_hold(connection, transfer_id, change, returning)
+
+
+async def _transition_hold(
+    connection: AsyncConnection,
+    transfer_id: str,
+    change: Change,
+    returning: tuple[ColumnElement[Any], ...],
+) -> HoldRow | None:
     if change.hold_transition is None:
         return None
     transition = change.hold_transition
-    statement = (
+    transition_statement = (
         update(holds)
         .where(holds.c.transfer_id == transfer_id, holds.c.status == HoldStatus.ACTIVE)
         .values(status=transition.status, version=holds.c.version + 1, updated_at=func.now())
         .returning(*returning)
     )
     if transition.while_unexpired:
-        statement = statement.where(holds.c.expires_at > func.clock_timestamp())
-    row = (await connection.execute(statement)).first()
+        transition_statement = transition_statement.where(
+            holds.c.expires_at > func.clock_timestamp()
+        )
+    row = (await connection.execute(transition_statement)).first()
     if row is None:  # the account lock kept the status: only the clock can have moved
         raise HoldExpired(f"the hold of transfer {transfer_id} expired while it was being captured")
     return HoldRow(*row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -109,9 +110,7 @@ class Entry(Base):
     entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     transfer_id: Mapped[Identifier]
     kind: Mapped[Identifier]
-    account_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("accounts.account_id"), nullable=False
-    )
+    account_id: Mapped[str] = mapped_column(Text, ForeignKey("accounts.account_id"), nullable=False)
     amount: Mapped[MinorUnits]
     marker: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     balance_after: Mapped[MinorUnits]
@@ -132,9 +131,7 @@ class Hold(Base):
     __tablename__ = "holds"
 
     transfer_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    account_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("accounts.account_id"), nullable=False
-    )
+    account_id: Mapped[str] = mapped_column(Text, ForeignKey("accounts.account_id"), nullable=False)
     amount: Mapped[MinorUnits]
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=HoldStatus.ACTIVE)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -154,6 +151,7 @@ class Hold(Base):
     )
 
 
-accounts = Account.__table__
-entries = Entry.__table__
-holds = Hold.__table__
+# Core tables for statements run on plain connections (no ORM session on the hot path).
+accounts = cast(Table, Account.__table__)
+entries = cast(Table, Entry.__table__)
+holds = cast(Table, Hold.__table__)

@@ -18,7 +18,6 @@ from shards.changes import (
     Replay,
     StepContext,
 )
-from shards.records import StepResult
 from shards.errors import (
     AccountNotEmpty,
     AccountNotFound,
@@ -31,6 +30,7 @@ from shards.errors import (
     InsufficientFunds,
     InvalidAmount,
 )
+from shards.records import StepResult
 from shards.schema import AccountStatus, EntryKind, HoldStatus
 from shards.validation import MAX_AMOUNT
 
@@ -242,7 +242,7 @@ def plan_transfer_within_shard(
         return Replay(debit.results + credit.results)
     if debit or credit:
         raise IdempotencyConflict(
-            f"transfer {ctx.transfer_id} has only one side applied: it was not a same-shard transfer"
+            f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
         )
     refuse_if_compensated(ctx, K.REFUND)
     payer = require_account(ctx, source.account_id, source.currency)

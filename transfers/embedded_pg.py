@@ -39,21 +39,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _as_service_user() -> dict[str, str]:
-    """subprocess arguments that run a PostgreSQL binary as an unprivileged user when root."""
+def _service_user() -> str | None:
+    """The unprivileged user to run PostgreSQL binaries as when we are root."""
     if os.geteuid() != 0:
-        return {}
+        return None
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", SERVICE_USER], check=True, capture_output=True)  # noqa: S607
-    return {"user": SERVICE_USER}
+        command = ["useradd", "--system", SERVICE_USER]
+        subprocess.run(command, check=True, capture_output=True)  # noqa: S603
+    return SERVICE_USER
 
 
 def _open_up(path: Path, extra: int) -> None:
     """Let every user traverse and read `path` and the folders above it."""
     for folder in [path, *path.parents]:
-        folder.chmod(folder.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        folder.chmod(
+            folder.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+        )
     for root, _dirs, files in os.walk(path):
         Path(root).chmod(Path(root).stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
         for name in files:
@@ -86,24 +89,44 @@ class EmbeddedPostgres:
 
     def start(self, timeout_s: float = 30) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        run_as = _as_service_user()
+        run_as = _service_user()
         _prepare_for_service_user(self.data_dir)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(  # noqa: S603
-                [_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
                 check=True,
                 capture_output=True,
-                **run_as,  # type: ignore[arg-type]
+                user=run_as,
             )
         options = f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c max_connections=300"
         if not self.durable:  # test shards: crash safety traded for speed
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(  # noqa: S603
-            [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-             "-o", options, "-w", "-t", str(int(timeout_s)), "start"],
+            [
+                _bin("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "start",
+            ],
             check=True,
             capture_output=True,
-            **run_as,  # type: ignore[arg-type]
+            user=run_as,
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -113,7 +136,7 @@ class EmbeddedPostgres:
             [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"],
             check=False,
             capture_output=True,
-            **_as_service_user(),  # type: ignore[arg-type]
+            user=_service_user(),
         )
 
     def pid(self) -> int | None:

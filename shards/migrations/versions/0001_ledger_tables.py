@@ -18,8 +18,12 @@ KINDS = "'debit', 'credit', 'refund', 'hold', 'capture', 'release', 'deposit', '
 
 def _timestamps() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
@@ -48,7 +52,9 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("marker", sa.Boolean(), nullable=False, server_default=sa.text("false")),
         sa.Column("balance_after", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.UniqueConstraint("transfer_id", "kind"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.CheckConstraint(f"transfer_id {ID_CHECK}", name="transfer_id_format"),

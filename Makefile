@@ -1,0 +1,40 @@
+# Everything runs from a local virtualenv that `make` creates and keeps in step with pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo dev test check format chaos bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## the embedded stack with sample transfers and the Web UI
+	$(BIN)/transfers dev --demo
+
+dev: $(STAMP)
+	$(BIN)/transfers dev
+
+test: $(STAMP)  ## the whole suite against real PostgreSQL and a real Temporal server
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)  ## lint, format check, strict types
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/transfers bench shards
+
+clean:
+	rm -rf $(VENV) .transfers .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""The `transfers` command line (Typer + Rich); every command takes --json."""
+
+from __future__ import annotations
+
+import typer
+
+from transfers.cli import accounts, bench, db, dev, transfer_commands, worker_command
+
+app = typer.Typer(
+    name="transfers",
+    help="Cross-shard money transfers as Temporal sagas over PostgreSQL shards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for module in (db, accounts, transfer_commands, dev, worker_command, bench):
+    module.register(app)
+
+
+def main() -> None:
+    app()

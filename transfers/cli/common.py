@@ -1,0 +1,84 @@
+"""What every command shares: --json output, error lines and exit codes.
+
+Exit codes: 0 success; 1 the operation failed (refused, shard or Temporal unreachable);
+2 bad input (malformed arguments, unknown currency, garbage stack.json). No traceback for either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from shards.errors import BusinessError, InfrastructureError, InvalidInput
+from transfers.settings import Settings, StackFileError, load_settings
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+StackOption = Annotated[
+    Path | None,
+    typer.Option("--stack", help="Data dir of a running `transfers dev` (reads its stack.json)."),
+]
+
+
+class CliError(Exception):
+    """A failure to report as one line with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED, code: str = "Error") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.code = code
+
+
+def fail(
+    message: str, exit_code: int = EXIT_FAILED, code: str = "Error", as_json: bool = False
+) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"type": code, "message": message}}))
+    else:
+        errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(exit_code)
+
+
+def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
+    try:
+        return load_settings(stack)
+    except StackFileError as error:
+        fail(str(error), EXIT_BAD_INPUT, "StackFileError", as_json)
+
+
+def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
+    """Run a command's coroutine, turning known failures into one line and an exit code."""
+    try:
+        return asyncio.run(action())  # type: ignore[arg-type]
+    except CliError as error:
+        fail(str(error), error.exit_code, error.code, as_json)
+    except InvalidInput as error:
+        fail(str(error), EXIT_BAD_INPUT, error.code, as_json)
+    except BusinessError as error:
+        fail(str(error), EXIT_FAILED, error.code, as_json)
+    except InfrastructureError as error:
+        fail(str(error), EXIT_FAILED, error.code, as_json)
+    except KeyboardInterrupt:
+        fail("interrupted", 130, "Interrupted", as_json)
+
+
+def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
+    """Print `data` as JSON for scripts, or call `render` for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+    else:
+        render()

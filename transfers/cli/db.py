@@ -1,0 +1,64 @@
+"""`transfers db upgrade`: apply the migrations to every shard, or to one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from shards.migrate import upgrade
+from shards.shard import redact
+from transfers.cli.common import (
+    EXIT_BAD_INPUT,
+    JsonOption,
+    StackOption,
+    console,
+    emit,
+    fail,
+    settings_from,
+)
+
+db_app = typer.Typer(help="Database schema of the shards.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    shard: Annotated[
+        int | None, typer.Option("--shard", help="Only this shard (index in SHARD_DSNS).")
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Target Alembic revision.")] = "head",
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upgrade the schema of every shard (idempotent, safe to run concurrently)."""
+    settings = settings_from(stack, as_json)
+    try:
+        dsns = settings.dsn_list()
+    except ValueError as error:
+        fail(str(error), EXIT_BAD_INPUT, "ConfigError", as_json)
+    if shard is not None:
+        if not 0 <= shard < len(dsns):
+            fail(
+                f"--shard {shard} is out of range: {len(dsns)} shards configured",
+                EXIT_BAD_INPUT,
+                as_json=as_json,
+            )
+        dsns = [dsns[shard]]
+    done: dict[str, str] = {}
+    for dsn in dsns:
+        try:
+            done[redact(dsn)] = upgrade(dsn, revision)
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else "unreachable"
+            fail(f"cannot migrate {redact(dsn)}: {reason}", as_json=as_json)
+
+    def render() -> None:
+        for dsn, rev in done.items():
+            console.print(f"{dsn}: at revision {rev}")
+
+    emit({"shards": [{"dsn": dsn, "revision": rev} for dsn, rev in done.items()]}, as_json, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,98 @@
+"""Settings, read once at the edge (environment, `.env`, or a dev stack's `stack.json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shards.router import parse_dsns
+from shards.runner import LockStrategy
+from shards.shard import PoolSettings
+
+DEFAULT_DATA_DIR = Path(".transfers")
+STACK_FILE = "stack.json"
+
+
+class Settings(BaseSettings):
+    """Everything a worker or a client needs; environment names are the field names in capitals."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    transfers_task_queue: str = "transfers"
+    shard_dsns: str = ""
+    lock_strategy: LockStrategy = LockStrategy.PESSIMISTIC
+    ui_url: str = "http://localhost:8233"
+    max_concurrent_activities: int = Field(default=200, ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=200, ge=1)
+    shard_pool_size: int = Field(default=10, ge=1)
+    startup_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("shard_dsns")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    def dsn_list(self) -> list[str]:
+        return parse_dsns(self.shard_dsns)
+
+    def pool(self) -> PoolSettings:
+        return PoolSettings(pool_size=self.shard_pool_size)
+
+
+class StackInfo(BaseModel):
+    """`<data-dir>/stack.json`, written by `transfers dev` once everything is up."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    ui_url: str
+    shard_dsns: list[str] = Field(min_length=1)
+
+
+class StackFileError(Exception):
+    """stack.json is missing or unreadable."""
+
+
+def read_stack(data_dir: Path) -> StackInfo:
+    path = data_dir / STACK_FILE
+    try:
+        return StackInfo.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise StackFileError(f"{path} not found: is `transfers dev` running?") from None
+    except (ValueError, ValidationError) as error:
+        first = str(error).splitlines()[0]
+        raise StackFileError(f"{path} is not a valid stack file: {first}") from None
+
+
+def write_stack(data_dir: Path, stack: StackInfo) -> Path:
+    path = data_dir / STACK_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(stack.model_dump_json(indent=2) + "\n")
+    temporary.replace(path)  # readers never see half a file
+    return path
+
+
+def load_settings(stack_dir: Path | None = None) -> Settings:
+    """Explicit `--stack DIR` wins; else the environment; else a running dev stack's file."""
+    settings = Settings()
+    if stack_dir is None:
+        if settings.shard_dsns or not (DEFAULT_DATA_DIR / STACK_FILE).exists():
+            return settings
+        stack_dir = DEFAULT_DATA_DIR
+    stack = read_stack(stack_dir)
+    return settings.model_copy(
+        update={
+            "temporal_address": stack.temporal_address,
+            "temporal_namespace": stack.namespace,
+            "transfers_task_queue": stack.task_queue,
+            "ui_url": stack.ui_url,
+            "shard_dsns": ",".join(stack.shard_dsns),
+        }
+    )

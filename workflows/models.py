@@ -1,0 +1,114 @@
+"""Frozen pydantic models exchanged by clients, workflows and activities (the wire contract).
+
+Every model refuses unknown fields. Amounts are integer minor units (JSON numbers).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from shards.validation import MAX_AMOUNT
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+MinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TransferStatus(enum.StrEnum):
+    """A transfer's state, also its `TransferStatus` search attribute."""
+
+    RUNNING = "RUNNING"  # started, nothing applied yet
+    DEBITED = "DEBITED"  # source debited, credit not yet applied
+    COMPENSATING = "COMPENSATING"  # credit refused, refund in progress
+    COMPLETED = "COMPLETED"  # final: debited and credited
+    FAILED = "FAILED"  # final: refused before any money moved
+    COMPENSATED = "COMPENSATED"  # final: debited, credit refused, refunded
+    HELD = "HELD"  # pending transfer: funds reserved, waiting for post or void
+    VOIDED = "VOIDED"  # final: hold released by a void
+    EXPIRED = "EXPIRED"  # final: hold lapsed before a post
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        TransferStatus.COMPLETED,
+        TransferStatus.FAILED,
+        TransferStatus.COMPENSATED,
+        TransferStatus.VOIDED,
+        TransferStatus.EXPIRED,
+    }
+)
+
+
+class TransferRequest(Model):
+    """Input of `TransferWorkflow` (workflow id `transfer-{transfer_id}`)."""
+
+    transfer_id: Identifier
+    source_account_id: Identifier
+    target_account_id: Identifier
+    amount: MinorUnits
+    currency: Currency
+    memo: Annotated[str, Field(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _distinct_accounts(self) -> TransferRequest:
+        if self.source_account_id == self.target_account_id:
+            raise ValueError("source and target must be different accounts")
+        return self
+
+
+class StepRequest(Model):
+    """Input of one ledger activity: a step of a transfer on one account."""
+
+    transfer_id: Identifier
+    account_id: Identifier
+    amount: MinorUnits
+    currency: Currency
+
+
+class WithinShardRequest(Model):
+    """Input of the same-shard activity: both sides in one local transaction."""
+
+    transfer_id: Identifier
+    source_account_id: Identifier
+    target_account_id: Identifier
+    amount: MinorUnits
+    currency: Currency
+
+
+class AppliedEntry(Model):
+    """An entry a step applied (or found applied: `replayed`)."""
+
+    kind: str
+    account_id: str
+    amount: int
+    balance_after: int
+    replayed: bool = False
+    marker: bool = False
+
+
+class TransferError(Model):
+    """Why a transfer failed or was compensated: `type` is the business error's name."""
+
+    type: str
+    message: str
+
+
+class TransferOutcome(Model):
+    """Result of a transfer workflow, and the answer of its `status` query."""
+
+    transfer_id: str
+    status: TransferStatus
+    step: str
+    entries: tuple[AppliedEntry, ...] = ()
+    error: TransferError | None = None

@@ -1,0 +1,20 @@
+"""Typed search attributes that make transfers findable in the Web UI and `transfers list`."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
+SOURCE_ACCOUNT_ID = SearchAttributeKey.for_keyword("SourceAccountId")
+TARGET_ACCOUNT_ID = SearchAttributeKey.for_keyword("TargetAccountId")
+AMOUNT = SearchAttributeKey.for_int("Amount")
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+
+# name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` wants them
+REGISTRATION: dict[str, str] = {
+    TRANSFER_STATUS.name: "Keyword",
+    SOURCE_ACCOUNT_ID.name: "Keyword",
+    TARGET_ACCOUNT_ID.name: "Keyword",
+    AMOUNT.name: "Int",
+    CURRENCY.name: "Keyword",
+}
