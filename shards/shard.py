@@ -73,7 +73,10 @@ class Shard:
             async with self.engine.begin() as connection:
                 yield connection
         except DBAPIError as error:
-            raise translate_error(error, self.name) from error
+            translated = translate_error(error, self.name)
+            if translated is error:
+                raise
+            raise translated from error
         except (OSError, TimeoutError) as error:
             raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
 
