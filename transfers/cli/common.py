@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import ArgumentError
 
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
+from shards.ledger import Ledger
+from shards.router import ShardRouter
 from transfers.settings import Settings, StackFileError, load_settings
 
 T = TypeVar("T")
@@ -74,6 +78,32 @@ def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
         fail(str(error), EXIT_FAILED, error.code, as_json)
     except KeyboardInterrupt:
         fail("interrupted", 130, "Interrupted", as_json)
+
+
+@asynccontextmanager
+async def open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
+    """The shards as a Ledger, disposed afterwards; a garbled SHARD_DSNS is bad input (exit 2)."""
+    try:
+        router = ShardRouter.from_dsns(settings.dsn_list(), settings.pool())
+    except (ValueError, ArgumentError) as error:
+        raise CliError(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError") from None
+    try:
+        yield Ledger(router, settings.lock_strategy)
+    finally:
+        await router.dispose()
+
+
+def run_with_ledger(
+    stack: Path | None, as_json: bool, operation: Callable[[Ledger], Awaitable[T]]
+) -> T:
+    """Settings, then `operation` on the shards' Ledger, with failures turned into exit codes."""
+    settings = settings_from(stack, as_json)
+
+    async def action() -> T:
+        async with open_ledger(settings) as ledger:
+            return await operation(ledger)
+
+    return run(action, as_json)
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:

@@ -1,0 +1,5 @@
+"""`python -m transfers.cli`: the same as the `transfers` script."""
+
+from transfers.cli import main
+
+main()
