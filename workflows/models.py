@@ -97,6 +97,17 @@ class AppliedEntry(Model):
     marker: bool = False
 
 
+class Route(Model):
+    """Output of the `route` local activity: the shard of each side, recorded in history."""
+
+    source_shard: int
+    target_shard: int
+
+    @property
+    def same_shard(self) -> bool:
+        return self.source_shard == self.target_shard
+
+
 class TransferError(Model):
     """Why a transfer failed or was compensated: `type` is the business error's name."""
 

@@ -1,0 +1,121 @@
+"""The ledger activities of TransferWorkflow: each is one local transaction on one shard.
+
+Business refusals become non-retryable `ApplicationError`s whose `type` is the error's `code`;
+infrastructure errors (and anything unexpected) are raised as they are, so Temporal retries them.
+Every step is idempotent by (transfer_id, kind) in the shard, so a retry replays, never repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from shards.errors import BusinessError
+from shards.ledger import Ledger
+from shards.records import StepResult
+from workflows.models import AppliedEntry, Route, StepRequest, TransferRequest, WithinShardRequest
+
+LedgerStep = Callable[[str, str, int, str | None], Awaitable[StepResult]]
+
+
+class LedgerActivities:
+    """Activities over one `Ledger`, built once by the worker and shared by all its tasks."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    @activity.defn
+    async def route(self, request: TransferRequest) -> Route:
+        """The shard of each account. Run as a local activity so that the answer is recorded in
+        history: a replay never re-computes it, even if SHARD_DSNS changed since."""
+        with _refusals_are_final(request.transfer_id, "route"):
+            router = self.ledger.router
+            return Route(
+                source_shard=router.index_for(request.source_account_id),
+                target_shard=router.index_for(request.target_account_id),
+            )
+
+    @activity.defn
+    async def debit(self, request: StepRequest) -> AppliedEntry:
+        """Take the amount from the source account."""
+        return await self._apply("debit", request, self.ledger.debit)
+
+    @activity.defn
+    async def credit(self, request: StepRequest) -> AppliedEntry:
+        """Give the amount to the target account."""
+        return await self._apply("credit", request, self.ledger.credit)
+
+    @activity.defn
+    async def refund(self, request: StepRequest) -> AppliedEntry:
+        """Give the debited amount back to the source; a marker if the debit never applied."""
+        return await self._apply("refund", request, self.ledger.refund)
+
+    @activity.defn
+    async def transfer_within_shard(
+        self, request: WithinShardRequest
+    ) -> tuple[AppliedEntry, AppliedEntry]:
+        """Debit and credit two accounts of one shard in one transaction."""
+        with _refusals_are_final(request.transfer_id, "transfer within shard"):
+            debit, credit = await self.ledger.transfer_within_shard(
+                request.transfer_id,
+                request.source_account_id,
+                request.target_account_id,
+                request.amount,
+                request.currency,
+            )
+        _log_applied(debit)
+        _log_applied(credit)
+        return _entry(debit), _entry(credit)
+
+    async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
+        with _refusals_are_final(request.transfer_id, kind):
+            result = await step(
+                request.transfer_id, request.account_id, request.amount, request.currency
+            )
+        _log_applied(result)
+        return _entry(result)
+
+
+@contextmanager
+def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
+    """A business refusal stops the retries; everything else propagates and is retried."""
+    try:
+        yield
+    except BusinessError as error:
+        activity.logger.info(
+            "transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error
+        )
+        raise ApplicationError(
+            str(error),
+            type=error.code,
+            non_retryable=True,
+            # an expected outcome, logged above: no stack trace in the worker's log
+            category=ApplicationErrorCategory.BENIGN,
+        ) from error
+
+
+def _entry(result: StepResult) -> AppliedEntry:
+    return AppliedEntry(
+        kind=result.kind,
+        account_id=result.account_id,
+        amount=result.amount,
+        balance_after=result.balance_after,
+        replayed=result.replayed,
+        marker=result.marker,
+    )
+
+
+def _log_applied(result: StepResult) -> None:
+    how = "marker written" if result.marker else "replayed" if result.replayed else "applied"
+    activity.logger.info(
+        "transfer %s: %s of %d on %s %s, balance %d",
+        result.transfer_id,
+        result.kind,
+        result.amount,
+        result.account_id,
+        how,
+        result.balance_after,
+    )

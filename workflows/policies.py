@@ -1,0 +1,45 @@
+"""Named timeouts, retry policies and cancellation types for every call TransferWorkflow makes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+from shards.errors import BUSINESS_ERRORS
+
+# One step is one shard transaction, bounded by the shard's lock_timeout (5 s) and
+# statement_timeout (15 s); an attempt still running after this is presumed lost with its worker.
+STEP_START_TO_CLOSE = timedelta(seconds=30)
+
+# Steps never give up on infrastructure errors: a shard that is down is waited for, and only a
+# business refusal (or a cancellation) leads to a compensation.
+STEP_SCHEDULE_TO_CLOSE: timedelta | None = None
+
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # unlimited
+    # Activities already raise these as non-retryable; listed again so a step can never loop on one.
+    non_retryable_error_types=sorted(BUSINESS_ERRORS),
+)
+
+# The debit may be abandoned when the transfer is cancelled: the refund that follows writes a
+# marker on the source's shard that refuses a debit arriving late.
+ABANDON_ON_CANCEL = ActivityCancellationType.TRY_CANCEL
+
+# Nothing can refuse a late credit (or a late same-shard transfer), so cancelling one waits for
+# its running attempt to end: the workflow then knows whether it committed.
+WAIT_ON_CANCEL = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+
+# The route is pure computation on the worker (a hash of the account id).
+ROUTE_START_TO_CLOSE = timedelta(seconds=5)
+ROUTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,  # unlimited
+    non_retryable_error_types=sorted(BUSINESS_ERRORS),
+)
