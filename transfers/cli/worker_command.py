@@ -1,9 +1,19 @@
-"""Placeholder: filled in by its own change."""
+"""`transfers worker`: run a worker, the same process as `python worker.py`."""
 
 from __future__ import annotations
 
 import typer
 
+import worker
+from transfers.cli.common import StackOption, settings_from
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `transfers` app."""
+
+    @app.command("worker")
+    def worker_command(stack: StackOption = None) -> None:
+        """Run transfer workflows and their ledger activities until Ctrl-C or SIGTERM."""
+        settings = settings_from(stack)
+        worker.configure_logging()
+        raise typer.Exit(worker.serve(settings))

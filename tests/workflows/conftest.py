@@ -1,0 +1,165 @@
+"""Workers over the real test shards, a TransfersClient per test, and helpers to set the scene."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerActivities
+from shards import schema
+from shards.ledger import Ledger
+from shards.router import ShardRouter
+from shards.shard import PoolSettings
+from transfers.client import TransfersClient
+from transfers.settings import Settings
+from worker import build_worker
+from workflows.models import TransferOutcome, TransferRequest
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+
+
+@pytest.fixture(scope="session")
+async def worker_router(dsns: list[str]) -> AsyncIterator[ShardRouter]:
+    """The workers' router, with a 1 s lock timeout: a row that a test holds locked shows up
+    as a retried LockTimeout within a second."""
+    router = ShardRouter.from_dsns(dsns, PoolSettings(lock_timeout_ms=1_000))
+    yield router
+    await router.dispose()
+
+
+@pytest.fixture
+def settings(temporal_env: WorkflowEnvironment, task_queue: str, dsns: list[str]) -> Settings:
+    return Settings(
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        transfers_task_queue=task_queue,
+        shard_dsns=",".join(dsns),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def activities(worker_router: ShardRouter) -> LedgerActivities:
+    return LedgerActivities(Ledger(worker_router))
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings, activities: LedgerActivities
+) -> AsyncIterator[Worker]:
+    """A worker built like worker.py builds it; shut down before the environment closes."""
+    async with build_worker(client, settings, activities) as worker:
+        yield worker
+
+
+@pytest.fixture
+async def worker(
+    client: Client, settings: Settings, activities: LedgerActivities
+) -> AsyncIterator[Worker]:
+    async with running_worker(client, settings, activities) as running:
+        yield running
+
+
+@pytest.fixture
+def transfers(client: Client, settings: Settings) -> TransfersClient:
+    return TransfersClient(client, settings)
+
+
+class Accounts:
+    """Opens funded accounts on chosen shards, reads balances, holds row locks."""
+
+    def __init__(self, ledger: Ledger, new_id: Callable[[str], str]) -> None:
+        self.ledger = ledger
+        self.new_id = new_id
+
+    def id_on(self, shard: int) -> str:
+        """A fresh account id that routes to `shard`."""
+        while True:
+            account_id = self.new_id("acc")
+            if self.ledger.router.index_for(account_id) == shard:
+                return account_id
+
+    async def open(self, balance: int = 0, *, shard: int = 0, currency: str = "USD") -> str:
+        account_id = self.id_on(shard)
+        await self.ledger.open_account(account_id, currency)
+        if balance:
+            await self.ledger.deposit(self.new_id("dep"), account_id, balance)
+        return account_id
+
+    async def balance(self, account_id: str) -> int:
+        return (await self.ledger.get_account(account_id)).balance
+
+    async def close(self, account_id: str) -> None:
+        await self.ledger.set_status(account_id, schema.AccountStatus.CLOSED)
+
+    async def freeze(self, account_id: str) -> None:
+        await self.ledger.set_status(account_id, schema.AccountStatus.FROZEN)
+
+    @asynccontextmanager
+    async def row_locked(self, account_id: str) -> AsyncIterator[None]:
+        """Hold the account's row lock, as a long transaction would, until the block ends."""
+        shard = self.ledger.router.shard_for(account_id)
+        async with shard.engine.connect() as connection, connection.begin():
+            table = schema.accounts
+            query = select(table.c.account_id).where(table.c.account_id == account_id)
+            await connection.execute(query.with_for_update())
+            yield
+
+
+@pytest.fixture
+def accounts(router: ShardRouter, new_id: Callable[[str], str]) -> Accounts:
+    return Accounts(Ledger(router), new_id)
+
+
+@pytest.fixture
+def request_for(new_id: Callable[[str], str]) -> Callable[..., TransferRequest]:
+    """`request_for(source, target, amount)`: a transfer request with a fresh transfer id."""
+
+    def build(source: str, target: str, amount: int, currency: str = "USD") -> TransferRequest:
+        return TransferRequest(
+            transfer_id=new_id("t"),
+            source_account_id=source,
+            target_account_id=target,
+            amount=amount,
+            currency=currency,
+        )
+
+    return build
+
+
+def error_type(outcome: TransferOutcome) -> str | None:
+    return outcome.error.type if outcome.error else None
+
+
+async def wait_for_step(
+    handle: WorkflowHandle[object, TransferOutcome],
+    step: str,
+    timeout_s: float = 15.0,
+) -> TransferOutcome:
+    """Poll the status query until the transfer reaches `step`."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            outcome: TransferOutcome = await handle.query("status", result_type=TransferOutcome)
+            if outcome.step == step:
+                return outcome
+            await asyncio.sleep(0.1)
+
+
+async def record_history(handle: WorkflowHandle[object, TransferOutcome], name: str) -> None:
+    """With RECORD_HISTORIES=1, save the run's history for tests/workflows/test_replay.py."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json() + "\n")

@@ -1,0 +1,323 @@
+"""The Python API for transfers: submit, follow, list and cancel them through Temporal.
+
+    settings = load_settings()
+    transfers = await TransfersClient.connect(settings)
+    outcome = await transfers.submit(TransferRequest(transfer_id="t-1", source_account_id="acc-1",
+                                                     target_account_id="acc-2", amount=1234,
+                                                     currency="USD"))
+
+Any other Temporal client (the `temporal` CLI, another language's SDK) can start a transfer too:
+workflow type `TransferWorkflow`, workflow id `transfer-{transfer_id}`, task queue
+`TRANSFERS_TASK_QUEUE` (default `transfers`), and one JSON input, amounts in minor units:
+`{"transfer_id": "t-1", "source_account_id": "acc-1", "target_account_id": "acc-2",
+"amount": 1234, "currency": "USD", "memo": null}`. The workflow validates it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from shards.errors import IdempotencyConflict
+from transfers.money import format_amount
+from transfers.settings import Settings
+from workflows.models import TransferError, TransferOutcome, TransferRequest, TransferStatus
+from workflows.search_attributes import (
+    AMOUNT,
+    CURRENCY,
+    SOURCE_ACCOUNT_ID,
+    TARGET_ACCOUNT_ID,
+    TRANSFER_STATUS,
+)
+from workflows.transfer import TransferWorkflow
+
+WORKFLOW_TYPE = "TransferWorkflow"
+CONNECT_WAIT_S = 5.0
+# A running transfer answers its status query from a worker; with none polling, give up and
+# report what the search attributes say.
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+Handle = WorkflowHandle[TransferWorkflow, TransferOutcome]
+
+
+class TemporalUnavailable(Exception):
+    """The Temporal server could not be reached."""
+
+    code = "TemporalUnavailable"
+
+
+class TransferNotFound(Exception):
+    """No workflow for this transfer id (never submitted, or forgotten after retention)."""
+
+    code = "TransferNotFound"
+
+
+class TransferSummary(BaseModel):
+    """One line of `list`: what the search attributes of a transfer say."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transfer_id: str
+    status: TransferStatus
+    source: str
+    target: str
+    amount: int
+    currency: str
+    started_at: datetime
+
+
+def workflow_id(transfer_id: str) -> str:
+    return f"transfer-{transfer_id}"
+
+
+async def connect_temporal(settings: Settings, *, wait_s: float = CONNECT_WAIT_S) -> Client:
+    """A client with the pydantic data converter, retrying for up to `wait_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        remaining = deadline - loop.time()
+        try:
+            return await asyncio.wait_for(
+                Client.connect(
+                    settings.temporal_address,
+                    namespace=settings.temporal_namespace,
+                    data_converter=pydantic_data_converter,
+                ),
+                timeout=max(remaining, 0.5),
+            )
+        except (RuntimeError, TimeoutError):
+            if loop.time() + 0.5 >= deadline:
+                raise TemporalUnavailable(
+                    f"Temporal at {settings.temporal_address} is unreachable "
+                    f"(waited {wait_s:g}s): is the server running?"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
+class TransfersClient:
+    """Submit and follow transfers; the API that the `transfers` CLI uses."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @classmethod
+    async def connect(
+        cls, settings: Settings, *, wait_s: float = CONNECT_WAIT_S
+    ) -> TransfersClient:
+        """Connect to the Temporal server of `settings`; `TemporalUnavailable` if unreachable."""
+        return cls(await connect_temporal(settings, wait_s=wait_s), settings)
+
+    async def submit(self, request: TransferRequest, *, wait: bool = True) -> TransferOutcome:
+        """Start the transfer, or find it if its id was submitted before with the same fields.
+
+        Raises `IdempotencyConflict` when the id was used before with other fields.
+        With `wait`, returns the final outcome; without, the current status.
+        """
+        handle = await self._start(request)
+        recorded = await self._recorded_request(handle)
+        if recorded != request:
+            raise IdempotencyConflict(_conflict_message(request, recorded))
+        if wait:
+            return await _final_outcome(handle, request.transfer_id)
+        return await self.status(request.transfer_id)
+
+    async def status(self, transfer_id: str) -> TransferOutcome:
+        """Where a transfer is: its status query while running, its result once closed."""
+        handle = self._handle(transfer_id)
+        description = await self._describe(handle, transfer_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return await _final_outcome(handle, transfer_id)
+        try:
+            return await handle.query(TransferWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as error:
+            if error.status != RPCStatusCode.DEADLINE_EXCEEDED:
+                raise
+            return _outcome_from_search_attributes(transfer_id, description)
+
+    async def list(
+        self, status: TransferStatus | None = None, limit: int = 100
+    ) -> builtins.list[TransferSummary]:
+        """The most recent transfers first, optionally only those with `status`."""
+        query = f"WorkflowType = '{WORKFLOW_TYPE}'"
+        if status is not None:
+            query += f" AND {TRANSFER_STATUS.name} = '{TransferStatus(status)}'"
+        summaries = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            summary = _summary(execution)
+            if summary is not None:
+                summaries.append(summary)
+        return summaries
+
+    async def cancel(self, transfer_id: str) -> bool:
+        """Ask a running transfer to stop; False when it had already finished.
+
+        Before its credit, the transfer refunds the source (COMPENSATED, or FAILED when nothing
+        was debited); after its credit, the cancellation changes nothing.
+        """
+        handle = self._handle(transfer_id)
+        description = await self._describe(handle, transfer_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        await handle.cancel()
+        return True
+
+    def ui_link(self, transfer_id: str) -> str:
+        """The transfer's page in the Temporal Web UI."""
+        base = self.settings.ui_url.rstrip("/")
+        namespace = self.settings.temporal_namespace
+        return f"{base}/namespaces/{namespace}/workflows/{workflow_id(transfer_id)}"
+
+    async def _start(self, request: TransferRequest) -> Handle:
+        try:
+            return await self.client.start_workflow(
+                TransferWorkflow.run,
+                request,
+                id=workflow_id(request.transfer_id),
+                task_queue=self.settings.transfers_task_queue,
+                # One workflow per transfer id, ever: a running one is joined, a closed one is
+                # never started again (the shard's unique entries guard after retention).
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=_summary_line(request),
+                search_attributes=_search_attributes(request),
+            )
+        except WorkflowAlreadyStartedError as error:  # closed already
+            return self._handle(request.transfer_id, run_id=error.run_id)
+
+    async def _recorded_request(self, handle: Handle) -> TransferRequest | None:
+        """The input the workflow was started with (its first history event); None if invalid."""
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            try:
+                [recorded] = await self.client.data_converter.decode(payloads, [TransferRequest])
+            except ValidationError:  # started by a client that bypassed validation
+                return None
+            return recorded if isinstance(recorded, TransferRequest) else None
+        return None
+
+    def _handle(self, transfer_id: str, run_id: str | None = None) -> Handle:
+        return self.client.get_workflow_handle_for(
+            TransferWorkflow.run, workflow_id(transfer_id), run_id=run_id
+        )
+
+    async def _describe(self, handle: Handle, transfer_id: str) -> WorkflowExecutionDescription:
+        try:
+            return await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise TransferNotFound(f"no transfer {transfer_id}") from None
+            raise
+
+
+async def _final_outcome(handle: Handle, transfer_id: str) -> TransferOutcome:
+    """The workflow's result; a workflow that failed outright (invalid input, terminated) is
+    reported as FAILED with the reason."""
+    try:
+        return await handle.result()
+    except WorkflowFailureError as failure:
+        return TransferOutcome(
+            transfer_id=transfer_id,
+            status=TransferStatus.FAILED,
+            step="workflow-failed",
+            error=_error_of(failure.cause),
+        )
+
+
+def _error_of(cause: BaseException) -> TransferError:
+    if isinstance(cause, ApplicationError):
+        return TransferError(type=cause.type or "ApplicationError", message=cause.message)
+    if isinstance(cause, TerminatedError):
+        return TransferError(type="Terminated", message=str(cause) or "terminated by an operator")
+    if isinstance(cause, CancelledError):
+        return TransferError(type="Cancelled", message=str(cause) or "cancelled")
+    if isinstance(cause, TemporalTimeoutError):
+        return TransferError(type="TimedOut", message=str(cause) or "timed out")
+    return TransferError(type=type(cause).__name__, message=str(cause))
+
+
+def _outcome_from_search_attributes(
+    transfer_id: str, description: WorkflowExecutionDescription
+) -> TransferOutcome:
+    status = description.typed_search_attributes.get(TRANSFER_STATUS) or TransferStatus.RUNNING
+    return TransferOutcome(
+        transfer_id=transfer_id, status=TransferStatus(status), step="no worker answered"
+    )
+
+
+def _summary(execution: WorkflowExecution) -> TransferSummary | None:
+    attributes = execution.typed_search_attributes
+    source, target = attributes.get(SOURCE_ACCOUNT_ID), attributes.get(TARGET_ACCOUNT_ID)
+    amount, currency = attributes.get(AMOUNT), attributes.get(CURRENCY)
+    if source is None or target is None or amount is None or currency is None:
+        return None  # started by a foreign client without our search attributes
+    status = TransferStatus(attributes.get(TRANSFER_STATUS) or TransferStatus.RUNNING)
+    if execution.status != WorkflowExecutionStatus.RUNNING and not status.final:
+        status = TransferStatus.FAILED  # closed without saying so: failed outright, terminated
+    return TransferSummary(
+        transfer_id=execution.id.removeprefix("transfer-"),
+        status=status,
+        source=source,
+        target=target,
+        amount=amount,
+        currency=currency,
+        started_at=execution.start_time,
+    )
+
+
+def _summary_line(request: TransferRequest) -> str:
+    """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2'."""
+    amount = format_amount(request.amount, request.currency)
+    return f"{amount} {request.currency} {request.source_account_id} -> {request.target_account_id}"
+
+
+def _search_attributes(request: TransferRequest) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TRANSFER_STATUS, TransferStatus.RUNNING.value),
+            SearchAttributePair(SOURCE_ACCOUNT_ID, request.source_account_id),
+            SearchAttributePair(TARGET_ACCOUNT_ID, request.target_account_id),
+            SearchAttributePair(AMOUNT, request.amount),
+            SearchAttributePair(CURRENCY, request.currency),
+        ]
+    )
+
+
+def _conflict_message(request: TransferRequest, recorded: TransferRequest | None) -> str:
+    prefix = f"transfer {request.transfer_id} was submitted before"
+    if recorded is None:
+        return f"{prefix} with an invalid request; use a new transfer id"
+    differences = ", ".join(
+        f"{name} {getattr(recorded, name)!r} (now {getattr(request, name)!r})"
+        for name in TransferRequest.model_fields
+        if getattr(recorded, name) != getattr(request, name)
+    )
+    return f"{prefix} with other fields: {differences}; use a new transfer id"

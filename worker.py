@@ -1,0 +1,176 @@
+"""The worker process and composition root: settings -> shards -> ledger -> activities -> Worker.
+
+Run it as `python worker.py`, `python -m worker` or `transfers worker`. Settings come from the
+environment or `.env` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRANSFERS_TASK_QUEUE, SHARD_DSNS,
+LOCK_STRATEGY, MAX_CONCURRENT_ACTIVITIES, ...), else from a running dev stack's stack.json.
+Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when Temporal or a shard stays
+unreachable at start-up, 2 for unusable settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from pydantic import ValidationError
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerActivities
+from shards.errors import InfrastructureError
+from shards.ledger import Ledger
+from shards.router import ShardRouter
+from shards.shard import Shard
+from transfers.client import connect_temporal
+from transfers.settings import Settings, StackFileError, load_settings
+from workflows import policies
+from workflows.transfer import TransferWorkflow
+
+log = logging.getLogger("transfers.worker")
+
+EXIT_UNREACHABLE = 1
+EXIT_BAD_SETTINGS = 2
+PING_INTERVAL_S = 0.5
+
+
+class StartupError(Exception):
+    """The worker cannot start: unusable settings, or a dependency that stayed unreachable."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_UNREACHABLE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_worker(client: Client, settings: Settings, activities: LedgerActivities) -> Worker:
+    """The Temporal worker for transfers: one workflow, the ledger activities."""
+    return Worker(
+        client,
+        task_queue=settings.transfers_task_queue,
+        workflows=[TransferWorkflow],
+        activities=[
+            activities.route,
+            activities.debit,
+            activities.credit,
+            activities.refund,
+            activities.transfer_within_shard,
+        ],
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_local_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        # a running step gets as long to finish as its own timeout allows
+        graceful_shutdown_timeout=policies.STEP_START_TO_CLOSE,
+    )
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Wait for Temporal and every shard, then run until `stop` is set (or forever).
+
+    On stop, polling ends and running activities finish before this returns.
+    Raises StartupError when a dependency stays unreachable for `startup_timeout_s`.
+    """
+    try:
+        router = ShardRouter.from_dsns(settings.dsn_list(), settings.pool())
+    except ValueError as error:  # SHARD_DSNS empty, or not PostgreSQL DSNs
+        raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
+    try:
+        client = await _wait_for_dependencies(settings, router)
+        activities = LedgerActivities(Ledger(router, settings.lock_strategy))
+        worker = build_worker(client, settings, activities)
+        log.info(
+            "worker polling task queue %s on %s (%d shards, %s locking)",
+            settings.transfers_task_queue,
+            settings.temporal_address,
+            len(router.shards),
+            settings.lock_strategy,
+        )
+        await _run_until(worker, stop or asyncio.Event())
+    finally:
+        await router.dispose()
+
+
+async def _run_until(worker: Worker, stop: asyncio.Event) -> None:
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():  # the worker failed on its own: report it
+        stopping.cancel()
+        running.result()
+        return
+    log.info("stopping: no new tasks; waiting for running activities to finish")
+    await worker.shutdown()
+    await running
+    log.info("worker stopped")
+
+
+async def _wait_for_dependencies(settings: Settings, router: ShardRouter) -> Client:
+    """Temporal and all shards, checked side by side within one bounded wait."""
+    wait_s = settings.startup_timeout_s
+    temporal, *shards = await asyncio.gather(
+        connect_temporal(settings, wait_s=wait_s),
+        *(_wait_for_shard(shard, wait_s) for shard in router.shards),
+        return_exceptions=True,
+    )
+    problems = [str(check) for check in (temporal, *shards) if isinstance(check, BaseException)]
+    if problems or not isinstance(temporal, Client):
+        raise StartupError("; ".join(problems))
+    return temporal
+
+
+async def _wait_for_shard(shard: Shard, wait_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            async with asyncio.timeout(max(deadline - loop.time(), PING_INTERVAL_S)):
+                async with shard.begin() as connection:
+                    await connection.execute(text("SELECT 1"))
+            return
+        except (InfrastructureError, TimeoutError) as error:
+            if loop.time() + PING_INTERVAL_S >= deadline:
+                reason = str(error).splitlines()[0] if str(error) else "no answer"
+                raise StartupError(
+                    f"{shard.name} at {shard.redacted_dsn} is unreachable "
+                    f"(waited {wait_s:g}s): {reason}"
+                ) from None
+            await asyncio.sleep(PING_INTERVAL_S)
+
+
+def serve(settings: Settings) -> int:
+    """Run the worker until SIGTERM or SIGINT; the process exit code."""
+
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop=stop)
+
+    try:
+        asyncio.run(until_signalled())
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        settings = load_settings()
+    except (ValidationError, StackFileError) as error:
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        sys.exit(EXIT_BAD_SETTINGS)
+    sys.exit(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
