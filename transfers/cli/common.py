@@ -7,15 +7,19 @@ Exit codes: 0 success; 1 the operation failed (refused, shard or Temporal unreac
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import ArgumentError
 
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
@@ -24,6 +28,7 @@ from shards.router import ShardRouter
 from transfers.settings import Settings, StackFileError, load_settings
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -53,7 +58,7 @@ def fail(
     if as_json:
         print(json.dumps({"error": {"type": code, "message": message}}))
     else:
-        errors.print(f"[red]error:[/red] {message}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(exit_code)
 
 
@@ -62,6 +67,10 @@ def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
         return load_settings(stack)
     except StackFileError as error:
         fail(str(error), EXIT_BAD_INPUT, "StackFileError", as_json)
+    except ValidationError as error:  # a malformed setting in the environment or .env
+        problem = error.errors()[0]
+        name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+        fail(f"{name}: {problem['msg']}", EXIT_BAD_INPUT, "ConfigError", as_json)
 
 
 def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
@@ -104,6 +113,28 @@ def run_with_ledger(
             return await operation(ledger)
 
     return run(action, as_json)
+
+
+def exits_without_teardown(command: Callable[P, None]) -> Callable[P, None]:
+    """For commands that use the Temporal SDK: end the process as soon as the command is done.
+
+    The SDK's Rust threads can abort the interpreter while it finalizes ("PyGILState_Release:
+    thread state must be current", exit 134, temporalio/sdk-python#300), in about one run in
+    five here; skipping the teardown after flushing the output avoids it.
+    """
+
+    @functools.wraps(command)
+    def command_then_exit(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+            code = 0
+        except typer.Exit as done:
+            code = done.exit_code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    return command_then_exit
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:

@@ -1,9 +1,156 @@
-"""Placeholder: filled in by its own change."""
+"""`transfers dev`: Temporal and its Web UI, the shards and a worker, here, until Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from transfers.cli.common import (
+    EXIT_BAD_INPUT,
+    JsonOption,
+    console,
+    errors,
+    exits_without_teardown,
+    fail,
+)
+from transfers.settings import DEFAULT_DATA_DIR, StackInfo
+from workflows.models import TransferStatus
+
+if TYPE_CHECKING:
+    from transfers.devstack.demo import DemoTransfer
+
+STATUS_COLOURS = {
+    TransferStatus.COMPLETED: "green",
+    TransferStatus.FAILED: "red",
+    TransferStatus.COMPENSATED: "yellow",
+}
+
+
+class ConsoleReporter:
+    """What the stack does, for a person at a terminal."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def ready(self, stack: StackInfo, stack_file: Path) -> None:
+        lines = [
+            f"[bold green]transfers dev is up[/] (data in {self.data_dir})",
+            f"  Temporal    {stack.temporal_address}  namespace {stack.namespace}, "
+            f"task queue {stack.task_queue}",
+            f"  Web UI      [link={stack.ui_url}]{stack.ui_url}[/link]",
+            *(f"  shard {index}     {dsn}" for index, dsn in enumerate(stack.shard_dsns)),
+            f"  logs        {self.data_dir / 'logs'}",
+            f"  stack file  {stack_file}",
+        ]
+        hint = "" if self.data_dir == DEFAULT_DATA_DIR else f" --stack {self.data_dir}"
+        lines.append(
+            f"Other terminals: `transfers accounts list{hint}`, `transfers submit ...{hint}`. "
+            "Ctrl-C stops everything."
+        )
+        console.print("\n".join(lines), highlight=False)
+
+    def demo(self, transfers: list[DemoTransfer]) -> None:
+        table = Table("transfer", "what it shows", "amount", "status", title="sample transfers")
+        for transfer in transfers:
+            colour = STATUS_COLOURS.get(transfer.status, "white")
+            request = transfer.request
+            route = f"{request.source_account_id} -> {request.target_account_id}"
+            table.add_row(
+                f"{transfer.transfer_id}\n{route}",
+                transfer.story,
+                f"{transfer.amount} {request.currency}",
+                f"[{colour}]{transfer.status}[/]",
+            )
+        console.print(table)
+        # Links outside the table: a narrow terminal would cut them short in a cell.
+        for transfer in transfers:
+            link = transfer.ui_link
+            console.print(f"  {transfer.transfer_id}: [link={link}]{link}[/link]", highlight=False)
+
+    def problem(self, message: str) -> None:
+        errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+
+    def stopping(self) -> None:
+        console.print("stopping: worker, then Temporal, then the shards ...", highlight=False)
+
+
+class JsonReporter:
+    """What the stack does, one JSON object per line, each with an `event` key."""
+
+    def _line(self, event: str, data: dict[str, Any]) -> None:
+        print(json.dumps({"event": event, **data}), flush=True)
+
+    def ready(self, stack: StackInfo, stack_file: Path) -> None:
+        self._line("ready", {**stack.model_dump(), "stack_file": str(stack_file)})
+
+    def demo(self, transfers: list[DemoTransfer]) -> None:
+        self._line("demo", {"transfers": [demo_json(transfer) for transfer in transfers]})
+
+    def problem(self, message: str) -> None:
+        self._line("error", {"message": message})
+
+    def stopping(self) -> None:
+        self._line("stopping", {})
+
+
+def demo_json(transfer: DemoTransfer) -> dict[str, Any]:
+    request = transfer.request
+    return {
+        "transfer_id": transfer.transfer_id,
+        "story": transfer.story,
+        "source_account_id": request.source_account_id,
+        "target_account_id": request.target_account_id,
+        "amount": transfer.amount,
+        "currency": request.currency,
+        "status": transfer.status.value,
+        "ui_link": transfer.ui_link,
+    }
+
+
+@exits_without_teardown
+def dev_command(
+    shards: Annotated[int, typer.Option("--shards", min=1, max=16, help="Number of shards.")] = 3,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where Temporal and the shards keep their data.")
+    ] = DEFAULT_DATA_DIR,
+    temporal_port: Annotated[
+        int, typer.Option("--temporal-port", min=1, max=65535, help="Temporal gRPC port.")
+    ] = 7233,
+    ui_port: Annotated[
+        int, typer.Option("--ui-port", min=1, max=65535, help="Temporal Web UI port.")
+    ] = 8233,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a worker (else: `transfers worker`).")
+    ] = True,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Open sample accounts and run sample transfers.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run Temporal (with its Web UI), PostgreSQL shards and a worker here until Ctrl-C."""
+    # Imported here: the Temporal SDK would add half a second to every other command's start.
+    from transfers.devstack.stack import DevOptions, serve
+
+    if temporal_port == ui_port:
+        fail("--temporal-port and --ui-port must differ", EXIT_BAD_INPUT, as_json=as_json)
+    options = DevOptions(
+        data_dir=data_dir,
+        shard_count=shards,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        worker=worker,
+        demo=demo,
+    )
+    reporter = JsonReporter() if as_json else ConsoleReporter(data_dir)
+    raise typer.Exit(asyncio.run(serve(options, reporter)))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `transfers` app."""
+    """Add `transfers dev`."""
+    app.command("dev")(dev_command)

@@ -1,9 +1,313 @@
-"""Placeholder: filled in by its own change."""
+"""`transfers submit|status|list|cancel` through Temporal, and `transfers audit` of the shards."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from shards.audit import AuditReport, run_audit
+from shards.ledger import Ledger
+from shards.validation import check_account_id, check_transfer_id
+from transfers.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    CliError,
+    JsonOption,
+    StackOption,
+    console,
+    emit,
+    exits_without_teardown,
+    fail,
+    open_ledger,
+    run,
+    run_with_ledger,
+    settings_from,
+)
+from transfers.money import format_amount, parse_amount
+from transfers.settings import Settings
+from workflows.models import TransferOutcome, TransferRequest, TransferStatus
+
+if TYPE_CHECKING:
+    from transfers.client import TransfersClient, TransferSummary
+
+TransferArgument = Annotated[str, typer.Argument(metavar="TRANSFER_ID", help="Transfer id.")]
+
+
+@asynccontextmanager
+async def temporal_client(settings: Settings) -> AsyncIterator[TransfersClient]:
+    """The Python API's client, its failures as one line and exit code 1."""
+    # Imported here: the Temporal SDK would add half a second to every shard-only command.
+    from transfers.client import TemporalUnavailable, TransferNotFound, TransfersClient
+
+    try:
+        yield await TransfersClient.connect(settings)
+    except (TemporalUnavailable, TransferNotFound) as error:
+        raise CliError(str(error), EXIT_FAILED, type(error).__name__) from None
+
+
+def outcome_json(outcome: TransferOutcome) -> dict[str, Any]:
+    """A transfer's state for --json: its status under `status`, error as {type, message}."""
+    return {
+        "transfer_id": outcome.transfer_id,
+        "status": outcome.status.value,
+        "step": outcome.step,
+        "error": None if outcome.error is None else outcome.error.model_dump(),
+    }
+
+
+def _outcome_line(outcome: TransferOutcome) -> str:
+    reason = "" if outcome.error is None else f": {outcome.error.type}: {outcome.error.message}"
+    return f"{outcome.transfer_id} {outcome.status.value} (step {outcome.step}){reason}"
+
+
+def _refused(outcome: TransferOutcome) -> bool:
+    """Final without the money arriving: the command failed (exit 1)."""
+    return outcome.status.final and outcome.status != TransferStatus.COMPLETED
+
+
+async def _build_request(
+    settings: Settings,
+    transfer_id: str,
+    source: str,
+    target: str,
+    amount_text: str,
+    currency: str | None,
+    memo: str | None,
+) -> TransferRequest:
+    check_transfer_id(transfer_id)
+    check_account_id(source)
+    check_account_id(target)
+    if source == target:
+        raise CliError("--from and --to must be different accounts", EXIT_BAD_INPUT, "SameAccount")
+    if currency is None:  # the source account's own currency
+        async with open_ledger(settings) as ledger:
+            currency = (await ledger.get_account(source)).currency
+    try:
+        return TransferRequest(
+            transfer_id=transfer_id,
+            source_account_id=source,
+            target_account_id=target,
+            amount=parse_amount(amount_text, currency.upper()),
+            currency=currency.upper(),
+            memo=memo,
+        )
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or "transfer"
+        raise CliError(f"{field}: {problem['msg']}", EXIT_BAD_INPUT, "InvalidInput") from None
+
+
+@exits_without_teardown
+def submit_command(
+    source: Annotated[str, typer.Option("--from", help="Source account id.")],
+    target: Annotated[str, typer.Option("--to", help="Target account id.")],
+    amount: Annotated[str, typer.Option("--amount", help="Decimal in major units, e.g. 12.34.")],
+    currency: Annotated[
+        str | None, typer.Option("--currency", help="Default: the source account's currency.")
+    ] = None,
+    transfer_id: Annotated[
+        str | None, typer.Option("--id", help="Transfer id (idempotency key); default: new.")
+    ] = None,
+    memo: Annotated[str | None, typer.Option("--memo", help="Free text, 200 chars.")] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once started, not once final.")
+    ] = False,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a transfer (a saga on Temporal) and wait for its final status."""
+    settings = settings_from(stack, as_json)
+    chosen_id = transfer_id or f"t-{uuid.uuid4().hex}"
+
+    async def action() -> tuple[TransferRequest, TransferOutcome, str]:
+        request = await _build_request(settings, chosen_id, source, target, amount, currency, memo)
+        if not as_json:
+            console.print(
+                f"transfer {chosen_id}: {format_amount(request.amount, request.currency)} "
+                f"{request.currency} {source} -> {target}",
+                highlight=False,
+            )
+        async with temporal_client(settings) as client:
+            outcome = await client.submit(request, wait=not no_wait)
+            return request, outcome, client.ui_link(chosen_id)
+
+    request, outcome, link = run(action, as_json)
+    data = {
+        **outcome_json(outcome),
+        "source_account_id": request.source_account_id,
+        "target_account_id": request.target_account_id,
+        "amount": format_amount(request.amount, request.currency),
+        "currency": request.currency,
+        "memo": request.memo,
+        "ui_link": link,
+    }
+    emit(data, as_json, lambda: console.print(f"{_outcome_line(outcome)}\n{link}", highlight=False))
+    if _refused(outcome):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@exits_without_teardown
+def status_command(
+    transfer_id: TransferArgument, stack: StackOption = None, as_json: JsonOption = False
+) -> None:
+    """A transfer's status, current step and error."""
+    settings = settings_from(stack, as_json)
+
+    async def action() -> tuple[TransferOutcome, str]:
+        async with temporal_client(settings) as client:
+            return await client.status(transfer_id), client.ui_link(transfer_id)
+
+    outcome, link = run(action, as_json)
+    emit(
+        {**outcome_json(outcome), "ui_link": link},
+        as_json,
+        lambda: console.print(f"{_outcome_line(outcome)}\n{link}", highlight=False),
+    )
+
+
+def summary_json(summary: TransferSummary) -> dict[str, Any]:
+    return {
+        "transfer_id": summary.transfer_id,
+        "status": summary.status.value,
+        "source_account_id": summary.source,
+        "target_account_id": summary.target,
+        "amount": format_amount(summary.amount, summary.currency),
+        "currency": summary.currency,
+        "started_at": summary.started_at.isoformat() if summary.started_at else None,
+    }
+
+
+@exits_without_teardown
+def list_command(
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only this status, e.g. COMPLETED.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent transfers, newest first (a visibility query on the search attributes)."""
+    try:
+        wanted = None if status is None else TransferStatus(status.upper())
+    except ValueError:
+        choices = ", ".join(member.value for member in TransferStatus)
+        fail(f"--status {status} is not one of {choices}", EXIT_BAD_INPUT, as_json=as_json)
+    settings = settings_from(stack, as_json)
+
+    async def action() -> list[TransferSummary]:
+        async with temporal_client(settings) as client:
+            return await client.list(wanted, limit)
+
+    rows = [summary_json(summary) for summary in run(action, as_json)]
+
+    def render() -> None:
+        table = Table("transfer", "status", "from", "to", "amount", "started (UTC)")
+        for row in rows:
+            table.add_row(
+                row["transfer_id"],
+                row["status"],
+                row["source_account_id"],
+                row["target_account_id"],
+                f"{row['amount']} {row['currency']}",
+                (row["started_at"] or "")[:19].replace("T", " "),
+            )
+        console.print(table)
+
+    emit({"transfers": rows}, as_json, render)
+
+
+@exits_without_teardown
+def cancel_command(
+    transfer_id: TransferArgument, stack: StackOption = None, as_json: JsonOption = False
+) -> None:
+    """Ask a running transfer to stop; before the credit it refunds the source."""
+    settings = settings_from(stack, as_json)
+
+    async def action() -> None:
+        async with temporal_client(settings) as client:
+            if not await client.cancel(transfer_id):
+                outcome = await client.status(transfer_id)
+                raise CliError(
+                    f"transfer {transfer_id} has finished ({outcome.status.value}): "
+                    "nothing to cancel",
+                    EXIT_FAILED,
+                    "AlreadyFinished",
+                )
+
+    run(action, as_json)
+    emit(
+        {"transfer_id": transfer_id, "cancel_requested": True},
+        as_json,
+        lambda: console.print(f"cancellation of {transfer_id} requested", highlight=False),
+    )
+
+
+def audit_json(report: AuditReport) -> dict[str, Any]:
+    currencies = {
+        currency: {
+            **{
+                name: format_amount(getattr(totals, name), currency)
+                for name in ("balances", "held", "in_flight", "deposits", "withdrawals")
+            },
+            "conserved": totals.conserved,
+        }
+        for currency, totals in sorted(report.currencies.items())
+    }
+    return {
+        "ok": report.ok,
+        "violations": report.violations,
+        "currencies": currencies,
+        "accounts_by_shard": report.accounts_by_shard,
+        "transfers_checked": report.transfers_checked,
+        "account_mismatches": report.account_mismatches,
+        "contradictions": report.contradictions,
+    }
+
+
+def _print_audit(data: dict[str, Any]) -> None:
+    shards = ", ".join(f"shard {index}: {n}" for index, n in data["accounts_by_shard"].items())
+    console.print(f"accounts: {shards}; transfers checked: {data['transfers_checked']}")
+    table = Table(
+        "currency", "balances", "held", "in flight", "deposits", "withdrawals", "conserved"
+    )
+    for currency, totals in data["currencies"].items():
+        amounts = [totals[name] for name in ("balances", "held", "in_flight")]
+        flows = [totals["deposits"], totals["withdrawals"]]
+        table.add_row(currency, *amounts, *flows, "yes" if totals["conserved"] else "[red]NO[/]")
+    console.print(table)
+    for account_id, problem in data["account_mismatches"].items():
+        console.print(f"[red]account {account_id}:[/] {problem}", highlight=False)
+    for transfer_id, problem in data["contradictions"].items():
+        console.print(f"[red]transfer {transfer_id}:[/] {problem}", highlight=False)
+    verdict = "[green]OK[/]" if data["ok"] else f"[red]{data['violations']} violation(s)[/]"
+    console.print(f"audit: {verdict}")
+
+
+def audit_command(stack: StackOption = None, as_json: JsonOption = False) -> None:
+    """Check that money is conserved across shards and every transfer's entries agree."""
+
+    async def audit(ledger: Ledger) -> AuditReport:
+        return await run_audit(ledger.router)
+
+    data = audit_json(run_with_ledger(stack, as_json, audit))
+    emit(data, as_json, lambda: _print_audit(data))
+    if not data["ok"]:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `transfers` app."""
+    """Add `transfers submit|status|list|cancel|audit`."""
+    for name, command in (
+        ("submit", submit_command),
+        ("status", status_command),
+        ("list", list_command),
+        ("cancel", cancel_command),
+        ("audit", audit_command),
+    ):
+        app.command(name)(command)

@@ -1,0 +1,1 @@
+"""The embedded dev stack behind `transfers dev`: Temporal dev server, PostgreSQL shards, worker."""

@@ -1,0 +1,42 @@
+"""The data dir of one `transfers dev`: a lock that keeps a second stack out; its shard count."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from transfers.devstack.processes import StackError
+
+LOCK_FILE = "dev.lock"
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the data dir for as long as the returned file stays open."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise StackError(
+            f"{data_dir} is used by another `transfers dev` (pid {holder}): stop it or pass "
+            "another --data-dir"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def check_shard_count(data_dir: Path, shard_count: int) -> None:
+    """Refuse to reopen a data dir with another number of shards: routing would move accounts."""
+    existing = len(list((data_dir / "shards").glob("shard-*")))
+    if existing and existing != shard_count:
+        raise StackError(
+            f"{data_dir} holds {existing} shards: pass --shards {existing}, or another "
+            "--data-dir (a different count would route accounts to the wrong shard)"
+        )

