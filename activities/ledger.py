@@ -1,7 +1,8 @@
 """The ledger activities of TransferWorkflow: each is one local transaction on one shard.
 
 Business refusals become non-retryable `ApplicationError`s whose `type` is the error's `code`;
-infrastructure errors (and anything unexpected) are raised as they are, so Temporal retries them.
+infrastructure errors become retryable ones of the same shape, and anything unexpected is raised
+as it is (retryable too).
 Every step is idempotent by (transfer_id, kind) in the shard, so a retry replays, never repeats.
 """
 
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from shards.errors import BusinessError
+from shards.errors import BusinessError, InfrastructureError
 from shards.ledger import Ledger
 from shards.records import StepResult
 from workflows.models import AppliedEntry, Route, StepRequest, TransferRequest, WithinShardRequest
@@ -84,6 +85,10 @@ def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
     """A business refusal stops the retries; everything else propagates and is retried."""
     try:
         yield
+    except InfrastructureError as error:
+        # Without the driver error it was raised from: that chain (SQL text, two stack traces)
+        # exceeds the server's failure size limit, and the Web UI would show no reason at all.
+        raise ApplicationError(str(error), type=error.code) from None
     except BusinessError as error:
         activity.logger.info(
             "transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error

@@ -80,6 +80,7 @@ class TransferWorkflow:
         if route.same_shard:
             return await self._transfer_within_shard()
 
+        self._advance(TransferStatus.RUNNING, "debiting")
         try:
             self._record(await self._debit())
         except _Refused as refusal:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -42,7 +43,7 @@ def settings(temporal_env: WorkflowEnvironment, task_queue: str, dsns: list[str]
         temporal_address=temporal_env.client.service_client.config.target_host,
         transfers_task_queue=task_queue,
         shard_dsns=",".join(dsns),
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 
@@ -96,8 +97,14 @@ class Accounts:
         account_id = self.id_on(shard)
         await self.ledger.open_account(account_id, currency)
         if balance:
-            await self.ledger.deposit(self.new_id("dep"), account_id, balance)
+            await self.deposit(account_id, balance)
         return account_id
+
+    async def deposit(self, account_id: str, amount: int) -> None:
+        await self.ledger.deposit(self.new_id("dep"), account_id, amount)
+
+    async def withdraw(self, account_id: str, amount: int) -> None:
+        await self.ledger.withdraw(self.new_id("wd"), account_id, amount)
 
     async def balance(self, account_id: str) -> int:
         return (await self.ledger.get_account(account_id)).balance
@@ -145,7 +152,7 @@ def error_type(outcome: TransferOutcome) -> str | None:
 
 
 async def wait_for_step(
-    handle: WorkflowHandle[object, TransferOutcome],
+    handle: WorkflowHandle[Any, Any],
     step: str,
     timeout_s: float = 15.0,
 ) -> TransferOutcome:
@@ -158,7 +165,18 @@ async def wait_for_step(
             await asyncio.sleep(0.1)
 
 
-async def record_history(handle: WorkflowHandle[object, TransferOutcome], name: str) -> None:
+async def eventually(
+    read: Callable[[], Awaitable[set[str]]], expected: str, timeout_s: float = 10.0
+) -> None:
+    """Poll `read` until `expected` is among what it returns."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if expected in await read():
+                return
+            await asyncio.sleep(0.2)
+
+
+async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     """With RECORD_HISTORIES=1, save the run's history for tests/workflows/test_replay.py."""
     if os.environ.get("RECORD_HISTORIES") == "1":
         history = await handle.fetch_history()

@@ -1,0 +1,70 @@
+"""Cancelling a transfer: before the credit the source is refunded; after it nothing changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from temporalio.client import Client
+
+from tests.workflows.conftest import Accounts, error_type, record_history, wait_for_step
+from transfers.client import TransfersClient, workflow_id
+from workflows.models import TransferRequest, TransferStatus
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+WORKER_LOCK_TIMEOUT_S = 1.0  # see the worker_router fixture
+
+
+async def test_cancel_while_the_credit_waits_refunds_the_source(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    source = await accounts.open(1_000, shard=0)
+    target = await accounts.open(0, shard=1)
+    request = request_for(source, target, 400)
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+
+    async with accounts.row_locked(target):  # the credit cannot commit
+        await transfers.submit(request, wait=False)
+        await wait_for_step(handle, "crediting")
+        await asyncio.sleep(0.3)  # let the credit's attempt start waiting for the lock
+        assert await transfers.cancel(request.transfer_id) is True
+        outcome = await transfers.submit(request)  # waits for the end
+
+    assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "refunded")
+    assert error_type(outcome) == "Cancelled"
+    assert [entry.kind for entry in outcome.entries] == ["debit", "refund"]
+    await asyncio.sleep(WORKER_LOCK_TIMEOUT_S)  # nothing is left to land late
+    assert (await accounts.balance(source), await accounts.balance(target)) == (1_000, 0)
+    await record_history(handle, "cancelled")
+
+
+async def test_cancel_before_the_debit_lands_moves_nothing(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    source = await accounts.open(1_000, shard=1)
+    target = await accounts.open(0, shard=2)
+    request = request_for(source, target, 400)
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+
+    async with accounts.row_locked(source):  # the debit cannot commit
+        await transfers.submit(request, wait=False)
+        await wait_for_step(handle, "debiting")
+        await asyncio.sleep(0.3)
+        await transfers.cancel(request.transfer_id)
+        await wait_for_step(handle, "refunding")
+        # the abandoned debit attempt gives up on the lock; the refund finds nothing to undo
+        await asyncio.sleep(WORKER_LOCK_TIMEOUT_S * 1.5)
+
+    outcome = await transfers.submit(request)
+    assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "cancelled")
+    assert error_type(outcome) == "Cancelled"
+    assert [(entry.kind, entry.marker) for entry in outcome.entries] == [("refund", True)]
+    assert (await accounts.balance(source), await accounts.balance(target)) == (1_000, 0)

@@ -1,0 +1,51 @@
+"""Determinism: recorded histories of representative transfers replay through today's code.
+
+The histories in tests/histories/ are recorded by the tests that produce them (see
+`record_history` in conftest.py). After a deliberate, compatible change to TransferWorkflow,
+re-record them with:
+
+    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows
+
+and commit the files. A replay failure without such a change means the change is not
+replay-safe for running transfers: guard it with `workflow.patched(...)` instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.transfer import TransferWorkflow
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+REPRESENTATIVE = {
+    "completed",
+    "failed",
+    "compensated",
+    "same_shard",
+    "cancelled",
+    "refund_resolved",
+    "invalid_input",
+}
+
+
+def test_every_representative_run_is_recorded() -> None:
+    assert {path.stem for path in HISTORIES.glob("*.json")} >= REPRESENTATIVE
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"transfer-recorded-{path.stem}", path.read_text())
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
+async def test_history_replays(path: Path) -> None:
+    history = load(path)
+    replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+
+    assert result.replay_failure is None

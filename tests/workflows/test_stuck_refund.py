@@ -1,0 +1,99 @@
+"""A refund that is refused never gives up silently: it waits for an operator's Update.
+
+The refusal is provoked honestly through the ledger: while the credit waits on a row lock, a
+deposit brings the source so close to the largest storable balance that the refund would
+overflow it (InvalidAmount, non-retryable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from shards.validation import MAX_AMOUNT
+from tests.workflows.conftest import Accounts, error_type, record_history, wait_for_step
+from transfers.client import TransfersClient, workflow_id
+from workflows.models import TransferOutcome, TransferRequest, TransferStatus
+from workflows.transfer import TransferWorkflow
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+BALANCE, AMOUNT = 1_000, 100
+# after the debit the source holds BALANCE - AMOUNT; with this on top, the refund overflows
+NEAR_MAX_DEPOSIT = MAX_AMOUNT - (BALANCE - AMOUNT) - AMOUNT // 2
+
+
+async def stuck_refund(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request: TransferRequest,
+) -> WorkflowHandle[TransferWorkflow, TransferOutcome]:
+    """Run `request` (to a frozen target) until its refund is stuck."""
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, workflow_id(request.transfer_id))
+    async with accounts.row_locked(request.target_account_id):
+        await transfers.submit(request, wait=False)
+        await wait_for_step(handle, "crediting")
+        with pytest.raises(WorkflowUpdateFailedError):  # nothing to retry yet
+            await handle.execute_update(TransferWorkflow.retry_compensation)
+        await accounts.deposit(request.source_account_id, NEAR_MAX_DEPOSIT)
+    await wait_for_step(handle, "refund-stuck")
+    return handle
+
+
+@pytest.fixture
+async def request_to_frozen(
+    accounts: Accounts, request_for: Callable[..., TransferRequest]
+) -> TransferRequest:
+    source = await accounts.open(BALANCE, shard=0)
+    target = await accounts.open(0, shard=1)
+    await accounts.freeze(target)
+    return request_for(source, target, AMOUNT)
+
+
+async def test_stuck_refund_is_visible_then_retried(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_to_frozen: TransferRequest,
+) -> None:
+    request = request_to_frozen
+    handle = await stuck_refund(transfers, client, accounts, request)
+
+    stuck = await transfers.status(request.transfer_id)
+    assert (stuck.status, error_type(stuck)) == (TransferStatus.COMPENSATING, "InvalidAmount")
+    metadata = await handle.query("__temporal_workflow_metadata")
+    assert "retry_compensation" in metadata.current_details
+
+    await accounts.withdraw(request.source_account_id, NEAR_MAX_DEPOSIT)  # the operator's fix
+    await handle.execute_update(TransferWorkflow.retry_compensation)
+    outcome = await handle.result()
+
+    assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "refunded")
+    assert error_type(outcome) == "AccountNotOpen"  # the credit's refusal, the real reason
+    assert await accounts.balance(request.source_account_id) == BALANCE
+
+
+async def test_stuck_refund_resolved_by_an_operator(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_to_frozen: TransferRequest,
+) -> None:
+    request = request_to_frozen
+    handle = await stuck_refund(transfers, client, accounts, request)
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(TransferWorkflow.resolve_compensation, "  ")
+    await handle.execute_update(TransferWorkflow.resolve_compensation, "paid back by hand, #42")
+    outcome = await handle.result()
+
+    assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "resolved-by-operator")
+    assert error_type(outcome) == "ResolvedByOperator"
+    assert outcome.error is not None
+    assert outcome.error.message.startswith("paid back by hand, #42")
+    assert [entry.kind for entry in outcome.entries] == ["debit"]
+    await accounts.withdraw(request.source_account_id, NEAR_MAX_DEPOSIT)
+    await record_history(handle, "refund_resolved")
