@@ -7,7 +7,8 @@
     │   │   ├── InvalidAccountId      not 1-64 chars of [A-Za-z0-9_.:-]
     │   │   ├── InvalidTransferId     same rule as account ids
     │   │   ├── InvalidCurrency       not three capital letters
-    │   │   └── InvalidTtl            hold time-to-live out of range
+    │   │   ├── InvalidTtl            hold time-to-live out of range
+    │   │   └── SameAccount           a transfer from an account to itself
     │   ├── InsufficientFunds         available (balance - active holds) below the amount
     │   ├── AccountNotFound
     │   ├── AccountNotOpen            frozen or closed
@@ -19,7 +20,7 @@
     │   ├── HoldExpired               past expires_at by the database clock
     │   └── HoldNotActive             captured or released already, or never placed
     └── InfrastructureError           the shard could not answer now (retryable)
-        ├── ShardUnavailable          connection refused or lost
+        ├── ShardUnavailable          connection refused or lost, or no pooled connection free
         ├── SerializationFailure      the database aborted the transaction to keep it serializable
         ├── LockTimeout               a row lock was not granted within lock_timeout
         └── VersionConflict           optimistic retries exhausted on a hot row
@@ -63,6 +64,10 @@ class InvalidCurrency(InvalidInput):
 
 
 class InvalidTtl(InvalidInput):
+    pass
+
+
+class SameAccount(InvalidInput):
     pass
 
 
@@ -135,6 +140,7 @@ BUSINESS_ERRORS: dict[str, type[BusinessError]] = {
         InvalidTransferId,
         InvalidCurrency,
         InvalidTtl,
+        SameAccount,
         InsufficientFunds,
         AccountNotFound,
         AccountNotOpen,

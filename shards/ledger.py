@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import Label
 
 from shards.changes import HoldRow
-from shards.errors import AccountAlreadyExists, AccountNotFound, InvalidTtl
+from shards.errors import AccountAlreadyExists, AccountNotFound, InvalidTtl, SameAccount
 from shards.records import AccountView, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.runner import Applied, LockStrategy, RetryPolicy, StepRunner, validated_step
@@ -170,6 +170,11 @@ class Ledger:
         """Debit and credit two accounts of one shard atomically, rows locked in id order."""
         source = validated_step(transfer_id, source_account_id, amount, currency)
         check_account_id(target_account_id)
+        if source_account_id == target_account_id:
+            # Both postings would start from the same row and the second would overwrite the first.
+            raise SameAccount(
+                f"transfer {transfer_id} moves money from {source_account_id} to itself"
+            )
         if not self.router.same_shard(source_account_id, target_account_id):
             raise ValueError(
                 f"{source_account_id} and {target_account_id} live on different shards"

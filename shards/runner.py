@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shards.account_state import AccountState, read_account, write_account
 from shards.changes import Change, HoldRow, NewEntry, PriorEntry, Replay, StepContext
-from shards.errors import HoldExpired, VersionConflict
+from shards.errors import HoldExpired, SerializationFailure, VersionConflict
 from shards.records import StepResult
 from shards.router import ShardRouter
 from shards.schema import EntryKind, HoldStatus, entries, holds
@@ -110,7 +110,10 @@ class StepRunner:
     ) -> Applied:
         lock = self.strategy is LockStrategy.PESSIMISTIC
         try:
-            async with shard.begin() as connection:
+            # Optimistic reads take no lock, so they share one snapshot: a hold and the entries
+            # must not be read on either side of a concurrent commit. Locked reads come after the
+            # lock that every writer of this transfer's rows takes first, so they already agree.
+            async with shard.begin(snapshot=not lock) as connection:
                 states = {
                     account_id: await read_account(connection, account_id, lock=lock)
                     for account_id in sorted(set(account_ids))
@@ -125,6 +128,10 @@ class StepRunner:
             if isinstance(error.orig, psycopg.errors.UniqueViolation):
                 raise _Contended from error
             raise
+        except SerializationFailure as error:
+            if lock:  # a deadlock under row locks is a bug in the lock order: surface it
+                raise
+            raise _Contended from error  # a row changed after the snapshot was taken
 
 
 async def _read_prior(connection: AsyncConnection, transfer_id: str) -> dict[str, PriorEntry]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg.errors
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shards.errors import InfrastructureError, LockTimeout, SerializationFailure, ShardUnavailable
@@ -65,18 +66,27 @@ class Shard:
                 "application_name": "transfers",
             },
         )
+        # Same pool; every statement of a transaction sees the snapshot taken by its first one.
+        self.snapshot_engine = self.engine.execution_options(isolation_level="REPEATABLE READ")
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """Commit on success, roll back on any exception; database errors become ours."""
+    async def begin(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Commit on success, roll back on any exception; database errors become ours.
+
+        `snapshot` runs the transaction at REPEATABLE READ: its reads agree with each other, and a
+        write to a row changed since they were taken fails with `SerializationFailure`.
+        """
+        engine = self.snapshot_engine if snapshot else self.engine
         try:
-            async with self.engine.begin() as connection:
+            async with engine.begin() as connection:
                 yield connection
         except DBAPIError as error:
             translated = translate_error(error, self.name)
             if translated is error:
                 raise
             raise translated from error
+        except PoolTimeout as error:  # every pooled connection stayed busy for pool_timeout
+            raise ShardUnavailable(f"{self.name}: no free connection: {error}") from error
         except (OSError, TimeoutError) as error:
             raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
 

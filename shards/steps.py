@@ -223,7 +223,9 @@ def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
     if hold is None:
         marker = NewEntry(K.RELEASE, step.account_id, step.amount, state.balance, marker=True)
         return Change([Posting(state, state.balance, state.live_held)], [marker])
-    if hold.expired:  # the lapsed-hold sweep of this write records the release
+    if any(lapsed.transfer_id == ctx.transfer_id for lapsed in state.lapsed):
+        # The lapsed-hold sweep of this write records the release. Judged from the account read,
+        # not `hold.expired`: the hold may lapse between the two reads, and is then released here.
         return Change([Posting(state, state.balance, state.live_held)])
     return Change(
         [Posting(state, state.balance, state.live_held - hold.amount)],

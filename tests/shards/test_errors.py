@@ -1,0 +1,50 @@
+"""Infrastructure failures surface as retryable errors that never leak a password."""
+
+from __future__ import annotations
+
+import pytest
+
+from shards.errors import InfrastructureError, ShardUnavailable
+from shards.ledger import Ledger
+from shards.router import ShardRouter
+from shards.shard import PoolSettings, Shard
+from transfers.embedded_pg import free_port
+
+PASSWORD = "s3cret"
+
+
+def _messages(error: BaseException) -> str:
+    """The error and every error chained under it, as one text."""
+    texts: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(texts) < 10:
+        texts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
+async def test_closed_port_is_a_retryable_unavailable_shard_without_the_password() -> None:
+    dsn = f"postgresql://ledger:{PASSWORD}@127.0.0.1:{free_port()}/ledger"
+    router = ShardRouter([Shard(0, dsn, PoolSettings(connect_timeout_s=2))])
+    try:
+        with pytest.raises(ShardUnavailable) as raised:
+            await Ledger(router).debit("t-1", "acc-1", 10, "USD")
+    finally:
+        await router.dispose()
+
+    assert isinstance(raised.value, InfrastructureError)
+    assert PASSWORD not in _messages(raised.value)
+    assert PASSWORD not in router.shards[0].redacted_dsn
+    assert "ledger" in router.shards[0].redacted_dsn  # still says which server it was
+
+
+async def test_exhausted_pool_is_a_retryable_unavailable_shard(dsns: list[str]) -> None:
+    # One connection and no overflow; pool_timeout is twice connect_timeout_s.
+    shard = Shard(0, dsns[0], PoolSettings(pool_size=1, max_overflow=0, connect_timeout_s=1))
+    try:
+        async with shard.begin():
+            with pytest.raises(ShardUnavailable):
+                async with shard.begin():
+                    pass
+    finally:
+        await shard.dispose()
