@@ -159,7 +159,8 @@ class TransfersClient:
         try:
             return await handle.query(TransferWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as error:
-            if error.status != RPCStatusCode.DEADLINE_EXCEEDED:
+            # the SDK reports its own RPC timeout as CANCELLED, the server's as DEADLINE_EXCEEDED
+            if error.status not in {RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED}:
                 raise
             return _outcome_from_search_attributes(transfer_id, description)
 

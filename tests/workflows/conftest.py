@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -115,15 +116,36 @@ class Accounts:
     async def freeze(self, account_id: str) -> None:
         await self.ledger.set_status(account_id, schema.AccountStatus.FROZEN)
 
+    async def lock_row(self, account_id: str) -> RowLock:
+        """Hold the account's row lock, as a long transaction would, until released."""
+        lock = RowLock(await self.ledger.router.shard_for(account_id).engine.connect())
+        await lock.acquire(account_id)
+        return lock
+
     @asynccontextmanager
     async def row_locked(self, account_id: str) -> AsyncIterator[None]:
-        """Hold the account's row lock, as a long transaction would, until the block ends."""
-        shard = self.ledger.router.shard_for(account_id)
-        async with shard.engine.connect() as connection, connection.begin():
-            table = schema.accounts
-            query = select(table.c.account_id).where(table.c.account_id == account_id)
-            await connection.execute(query.with_for_update())
+        lock = await self.lock_row(account_id)
+        try:
             yield
+        finally:
+            await lock.release()
+
+
+class RowLock:
+    """A transaction holding one account row locked."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def acquire(self, account_id: str) -> None:
+        table = schema.accounts
+        query = select(table.c.account_id).where(table.c.account_id == account_id)
+        await self.connection.begin()
+        await self.connection.execute(query.with_for_update())
+
+    async def release(self) -> None:
+        await self.connection.rollback()
+        await self.connection.close()
 
 
 @pytest.fixture

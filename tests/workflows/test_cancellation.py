@@ -68,3 +68,36 @@ async def test_cancel_before_the_debit_lands_moves_nothing(
     assert error_type(outcome) == "Cancelled"
     assert [(entry.kind, entry.marker) for entry in outcome.entries] == [("refund", True)]
     assert (await accounts.balance(source), await accounts.balance(target)) == (1_000, 0)
+
+
+async def test_cancel_during_the_refund_does_not_interrupt_it(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    source = await accounts.open(1_000, shard=2)
+    target = await accounts.open(0, shard=0)
+    await accounts.freeze(target)  # the credit will be refused...
+    request = request_for(source, target, 400)
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+
+    target_lock = await accounts.lock_row(target)  # ...once this lock is gone
+    await transfers.submit(request, wait=False)
+    await wait_for_step(handle, "crediting")
+    source_lock = await accounts.lock_row(source)  # the refund waits
+    await target_lock.release()
+    await wait_for_step(handle, "refunding")
+    await transfers.cancel(request.transfer_id)
+    await asyncio.sleep(0.3)
+    await source_lock.release()
+
+    outcome = await transfers.submit(request)
+    assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "refunded")
+    assert error_type(outcome) == "AccountNotOpen"  # the reason stays the credit's refusal
+    assert await accounts.balance(source) == 1_000
+    assert [
+        event
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_cancel_requested_event_attributes")
+    ]
