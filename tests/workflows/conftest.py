@@ -187,6 +187,18 @@ async def wait_for_step(
             await asyncio.sleep(0.1)
 
 
+async def wait_for_attempt(
+    handle: WorkflowHandle[Any, Any], activity: str, attempt: int, timeout_s: float = 15.0
+) -> str:
+    """Wait until the pending `activity` is on `attempt`; the type of its last failure."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            for pending in (await handle.describe()).raw_description.pending_activities:
+                if pending.activity_type.name == activity and pending.attempt >= attempt:
+                    return str(pending.last_failure.application_failure_info.type)
+            await asyncio.sleep(0.2)
+
+
 async def eventually(
     read: Callable[[], Awaitable[set[str]]], expected: str, timeout_s: float = 10.0
 ) -> None:

@@ -8,7 +8,13 @@ from collections.abc import Callable
 import pytest
 from temporalio.client import Client
 
-from tests.workflows.conftest import Accounts, error_type, record_history, wait_for_step
+from tests.workflows.conftest import (
+    Accounts,
+    error_type,
+    record_history,
+    wait_for_attempt,
+    wait_for_step,
+)
 from transfers.client import TransfersClient, workflow_id
 from workflows.models import TransferRequest, TransferStatus
 
@@ -59,9 +65,9 @@ async def test_cancel_before_the_debit_lands_moves_nothing(
         await wait_for_step(handle, "debiting")
         await asyncio.sleep(0.3)
         await transfers.cancel(request.transfer_id)
-        await wait_for_step(handle, "refunding")
-        # the abandoned debit attempt gives up on the lock; the refund finds nothing to undo
-        await asyncio.sleep(WORKER_LOCK_TIMEOUT_S * 1.5)
+        # Once the refund has waited out the lock timeout, so has the abandoned debit attempt,
+        # which started before it: the refund will find nothing to undo.
+        assert await wait_for_attempt(handle, "refund", attempt=2) == "LockTimeout"
 
     outcome = await transfers.submit(request)
     assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "cancelled")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
-from tests.workflows.conftest import Accounts, running_worker
+from tests.workflows.conftest import Accounts, running_worker, wait_for_attempt
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import AppliedEntry, StepRequest, TransferRequest, TransferStatus
@@ -67,22 +66,10 @@ async def test_a_shard_that_comes_back_lets_the_transfer_finish(
     async with running_worker(client, settings, activities):
         async with accounts.row_locked(target):
             await transfers.submit(request, wait=False)
-            last_failure = await credit_failure_after_attempts(client, request, attempts=2)
+            handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+            last_failure = await wait_for_attempt(handle, "credit", attempt=2)
         outcome = await transfers.submit(request)
 
     assert last_failure == "LockTimeout"
     assert outcome.status == TransferStatus.COMPLETED
     assert (await accounts.balance(source), await accounts.balance(target)) == (700, 300)
-
-
-async def credit_failure_after_attempts(
-    client: Client, request: TransferRequest, attempts: int
-) -> str:
-    """Wait until the pending credit is on attempt `attempts`; the type of its last failure."""
-    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
-    async with asyncio.timeout(15):
-        while True:
-            pending = (await handle.describe()).raw_description.pending_activities
-            if pending and pending[0].attempt >= attempts:
-                return str(pending[0].last_failure.application_failure_info.type)
-            await asyncio.sleep(0.2)
