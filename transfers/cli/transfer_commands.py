@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from shards.audit import AuditReport, run_audit
 from shards.ledger import Ledger
+from shards.shard import translate_error
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -293,7 +295,10 @@ def audit_command(stack: StackOption = None, as_json: JsonOption = False) -> Non
     """Check that money is conserved across shards and every transfer's entries agree."""
 
     async def audit(ledger: Ledger) -> AuditReport:
-        return await run_audit(ledger.router)
+        try:
+            return await run_audit(ledger.router)
+        except DBAPIError as error:  # the audit reads outside Shard.begin(), untranslated
+            raise translate_error(error, "shard") from error
 
     data = audit_json(run_with_ledger(stack, as_json, audit))
     emit(data, as_json, lambda: _print_audit(data))
