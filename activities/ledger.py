@@ -82,7 +82,7 @@ class LedgerActivities:
 
 @contextmanager
 def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
-    """A business refusal stops the retries; everything else propagates and is retried."""
+    """A business refusal stops the retries; infrastructure errors and the unexpected do not."""
     try:
         yield
     except InfrastructureError as error:
