@@ -1,0 +1,247 @@
+"""`transfers bench shards`: debit+credit pairs across shards, through the Ledger and as plain SQL.
+
+A pair debits a source account on its shard, then credits a target account on another shard,
+each step its own transaction, as the saga does. `uniform` draws both accounts at random; `hot`
+debits one account every time. Each scenario runs as the plain psycopg loop first (the yardstick),
+then through the Ledger under each lock strategy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from shards.errors import BusinessError, InfrastructureError
+from shards.ledger import Ledger
+from shards.migrate import upgrade_all
+from shards.router import ShardRouter
+from shards.runner import LockStrategy
+from shards.schema import EntryKind, accounts, entries
+from transfers.bench import Measurement, Operation, measure
+from transfers.bench.plain_loop import PlainLoop
+from transfers.embedded_pg import EmbeddedPostgres, free_port
+
+CURRENCY = "XTS"  # ISO 4217's code for testing: bench money never mixes with real money
+FUNDING = 10**15  # per account: no debit of the run can be refused for funds
+SCENARIOS = ("uniform", "hot")
+PLAIN = "plain"
+STRATEGIES: tuple[str, ...] = (PLAIN, *(strategy.value for strategy in LockStrategy))
+SEED_BATCH = 2_000
+CREDIT_ATTEMPTS = 10
+
+Progress = Callable[[str, str, int], None]
+"""Called with (scenario, strategy, pairs completed so far) while a scenario runs."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration_s: float = 5.0
+    concurrency: int = 16
+    accounts: int = 10_000
+    warmup_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    name: str
+    strategy: str
+    pairs: int
+    failed: int
+    pairs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    ratio_to_plain: float
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "strategy": self.strategy,
+            "pairs_per_s": round(self.pairs_per_s, 1),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "ratio_to_plain": round(self.ratio_to_plain, 3),
+        }
+
+
+class Workload:
+    """The bench's accounts, and which pair of them each scenario moves money between."""
+
+    def __init__(self, router: ShardRouter, account_count: int) -> None:
+        if len(router.shards) < 2:
+            raise ValueError("the shard bench moves money across shards: give at least two")
+        run = uuid.uuid4().hex[:8]
+        self.accounts = [f"bench-{run}-{number}" for number in range(account_count)]
+        self.hot = f"bench-{run}-hot"
+        self.by_shard: list[list[str]] = [[] for _ in router.shards]
+        for account_id in [*self.accounts, self.hot]:
+            self.by_shard[router.index_for(account_id)].append(account_id)
+        self.router = router
+        self.prefix = f"b{run}"
+        self.random = random.Random()  # noqa: S311 (picks accounts, guards nothing)
+        filled = [index for index, ids in enumerate(self.by_shard) if ids]
+        self.other_shards = [
+            [other for other in filled if other != own] for own in range(len(self.by_shard))
+        ]
+
+    def pair(self, scenario: str) -> tuple[str, str, int]:
+        """(source, target on another shard, amount)."""
+        source = self.hot if scenario == "hot" else self.random.choice(self.accounts)
+        target_shard = self.random.choice(self.other_shards[self.router.index_for(source)])
+        target = self.random.choice(self.by_shard[target_shard])
+        return source, target, self.random.randint(1, 100)
+
+
+async def seed(workload: Workload) -> None:
+    """Open and fund every bench account in bulk, with the deposit entries the audit expects."""
+    for shard, ids in zip(workload.router.shards, workload.by_shard, strict=True):
+        for start in range(0, len(ids), SEED_BATCH):
+            batch = ids[start : start + SEED_BATCH]
+            async with shard.begin() as connection:
+                await connection.execute(
+                    insert(accounts),
+                    [
+                        {"account_id": id_, "currency": CURRENCY, "balance": FUNDING}
+                        for id_ in batch
+                    ],
+                )
+                await connection.execute(insert(entries), [_funding(id_) for id_ in batch])
+
+
+def _funding(account_id: str) -> dict[str, object]:
+    return {
+        "transfer_id": f"fund-{account_id}",
+        "kind": EntryKind.DEPOSIT,
+        "account_id": account_id,
+        "amount": FUNDING,
+        "balance_after": FUNDING,
+    }
+
+
+def ledger_pairs(ledger: Ledger, workload: Workload, scenario: str) -> Operation:
+    prefix = f"{workload.prefix}-{scenario[0]}-{ledger.strategy.value[:3]}"
+
+    async def pair(worker: int, number: int) -> bool:
+        source, target, amount = workload.pair(scenario)
+        transfer_id = f"{prefix}-{worker}-{number}"
+        try:
+            await ledger.debit(transfer_id, source, amount, CURRENCY)
+        except (BusinessError, InfrastructureError):  # e.g. VersionConflict on the hot row
+            return False
+        for attempt in range(CREDIT_ATTEMPTS):  # the debit is in: the credit must land too
+            try:
+                await ledger.credit(transfer_id, target, amount, CURRENCY)
+                return True
+            except InfrastructureError:
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise RuntimeError(f"bench transfer {transfer_id} debited but could not be credited")
+
+    return pair
+
+
+def plain_pairs(plain: PlainLoop, workload: Workload, scenario: str) -> Operation:
+    prefix = f"{workload.prefix}-{scenario[0]}-{PLAIN}"
+
+    async def pair(worker: int, number: int) -> bool:
+        source, target, amount = workload.pair(scenario)
+        transfer_id = f"{prefix}-{worker}-{number}"
+        if not await plain.step(worker, transfer_id, EntryKind.DEBIT, source, amount):
+            return False
+        return await plain.step(worker, transfer_id, EntryKind.CREDIT, target, amount)
+
+    return pair
+
+
+async def run_shard_bench(
+    dsns: list[str],
+    options: BenchOptions,
+    on_progress: Progress | None = None,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Every scenario under the plain loop and both strategies, on the shards at `dsns`."""
+    await asyncio.to_thread(upgrade_all, dsns)
+    router = ShardRouter.from_dsns(dsns)
+    plain: PlainLoop | None = None
+    try:
+        workload = Workload(router, options.accounts)
+        await seed(workload)
+        plain = await PlainLoop.connect(dsns, options.concurrency)
+        results: list[ScenarioResult] = []
+        for scenario in SCENARIOS:
+            yardstick = 0.0
+            for strategy in STRATEGIES:
+                if strategy == PLAIN:
+                    operation = plain_pairs(plain, workload, scenario)
+                else:
+                    operation = ledger_pairs(Ledger(router, strategy), workload, scenario)
+                measured = await _measure(operation, options, scenario, strategy, on_progress)
+                yardstick = yardstick or measured.per_s
+                results.append(_result(scenario, strategy, measured, yardstick))
+                if on_result is not None:
+                    on_result(results[-1])
+        return results
+    finally:
+        if plain is not None:
+            await plain.close()
+        await router.dispose()
+
+
+async def _measure(
+    operation: Operation,
+    options: BenchOptions,
+    scenario: str,
+    strategy: str,
+    on_progress: Progress | None,
+) -> Measurement:
+    def report(pairs: int) -> None:
+        if on_progress is not None:
+            on_progress(scenario, strategy, pairs)
+
+    return await measure(
+        operation,
+        workers=options.concurrency,
+        duration_s=options.duration_s,
+        warmup_s=options.warmup_s,
+        on_progress=report,
+    )
+
+
+def _result(
+    scenario: str, strategy: str, measured: Measurement, yardstick: float
+) -> ScenarioResult:
+    return ScenarioResult(
+        name=scenario,
+        strategy=strategy,
+        pairs=measured.completed,
+        failed=measured.failed,
+        pairs_per_s=measured.per_s,
+        p50_ms=measured.p50_ms,
+        p99_ms=measured.p99_ms,
+        ratio_to_plain=measured.per_s / yardstick if yardstick else 0.0,
+    )
+
+
+@contextlib.contextmanager
+def temporary_shards(count: int = 3) -> Iterator[list[str]]:
+    """`count` durable embedded PostgreSQL servers (fsync on, like production), removed after."""
+    root = Path(tempfile.mkdtemp(prefix="transfers-bench-"))
+    servers = [
+        EmbeddedPostgres(root / f"shard-{index}", free_port(), durable=True)
+        for index in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield [server.dsn for server in servers]
+    finally:
+        for server in servers:
+            server.remove()
+        shutil.rmtree(root, ignore_errors=True)
