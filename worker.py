@@ -54,6 +54,7 @@ def build_worker(client: Client, settings: Settings, activities: LedgerActivitie
             activities.route,
             activities.debit,
             activities.credit,
+            activities.fence_credit,
             activities.refund,
             activities.transfer_within_shard,
         ],

@@ -50,6 +50,11 @@ class LedgerActivities:
         return await self._apply("credit", request, self.ledger.credit)
 
     @activity.defn
+    async def fence_credit(self, request: StepRequest) -> AppliedEntry:
+        """The credit if it landed; else a marker that refuses it from now on."""
+        return await self._apply("fence credit", request, self.ledger.fence_credit)
+
+    @activity.defn
     async def refund(self, request: StepRequest) -> AppliedEntry:
         """Give the debited amount back to the source; a marker if the debit never applied."""
         return await self._apply("refund", request, self.ledger.refund)

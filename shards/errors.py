@@ -17,6 +17,7 @@
     │   ├── CurrencyMismatch
     │   ├── IdempotencyConflict       (transfer_id, kind) applied before with other fields
     │   │   └── AlreadyCompensated    the step's compensation was recorded first: too late to apply
+    │   ├── RouteChanged              a same-shard transfer's accounts no longer share a shard
     │   ├── HoldExpired               past expires_at by the database clock
     │   └── HoldNotActive             captured or released already, or never placed
     └── InfrastructureError           the shard could not answer now (retryable)
@@ -103,6 +104,10 @@ class AlreadyCompensated(IdempotencyConflict):
     pass
 
 
+class RouteChanged(BusinessError):
+    pass
+
+
 class HoldExpired(BusinessError):
     pass
 
@@ -149,6 +154,7 @@ BUSINESS_ERRORS: dict[str, type[BusinessError]] = {
         CurrencyMismatch,
         IdempotencyConflict,
         AlreadyCompensated,
+        RouteChanged,
         HoldExpired,
         HoldNotActive,
     )

@@ -7,7 +7,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import Label
 
 from shards.changes import HoldRow
-from shards.errors import AccountAlreadyExists, AccountNotFound, InvalidTtl, SameAccount
+from shards.errors import (
+    AccountAlreadyExists,
+    AccountNotFound,
+    InvalidTtl,
+    RouteChanged,
+    SameAccount,
+)
 from shards.records import AccountView, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.runner import Applied, LockStrategy, RetryPolicy, StepRunner, validated_step
@@ -15,6 +21,7 @@ from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.steps import (
     Step,
     plan_capture,
+    plan_fence_credit,
     plan_give,
     plan_refund,
     plan_release,
@@ -159,6 +166,13 @@ class Ledger:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_refund(ctx, step)))
 
+    async def fence_credit(
+        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+    ) -> StepResult:
+        """The credit if it landed; else a marker (`marker=True`) that refuses it from now on."""
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_fence_credit(ctx, step)))
+
     async def transfer_within_shard(
         self,
         transfer_id: str,
@@ -176,8 +190,9 @@ class Ledger:
                 f"transfer {transfer_id} moves money from {source_account_id} to itself"
             )
         if not self.router.same_shard(source_account_id, target_account_id):
-            raise ValueError(
-                f"{source_account_id} and {target_account_id} live on different shards"
+            # the route recorded by the workflow predates a change of SHARD_DSNS
+            raise RouteChanged(
+                f"{source_account_id} and {target_account_id} no longer share a shard"
             )
         applied = await self.runner.run(
             transfer_id,

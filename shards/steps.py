@@ -35,6 +35,9 @@ from shards.schema import AccountStatus, EntryKind, HoldStatus
 from shards.validation import MAX_AMOUNT
 
 K = EntryKind
+# Kinds whose marker entries are replayed to their own callers; a marker under any other kind
+# fences that step out (see plan_fence_credit).
+COMPENSATIONS = frozenset({K.REFUND, K.RELEASE})
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ def replay_of(ctx: StepContext, kind: str, account_id: str, amount: int) -> Repl
     prior = ctx.prior.get(kind)
     if prior is None:
         return None
+    if prior.marker and kind not in COMPENSATIONS:
+        raise AlreadyCompensated(
+            f"transfer {ctx.transfer_id} was settled without its {kind}; the late {kind} is refused"
+        )
     if prior.account_id != account_id or prior.amount != amount:
         raise IdempotencyConflict(
             f"transfer {ctx.transfer_id} already has a {kind} of {prior.amount} on "
@@ -131,6 +138,28 @@ def plan_give(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
     return Change(
         [Posting(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
     )
+
+
+def plan_fence_credit(ctx: StepContext, step: Step) -> Change | Replay:
+    """Settle a credit whose outcome is unknown (its attempt was cancelled or lost).
+
+    If the credit landed, hand it back; if not, record a credit marker so that it never lands:
+    the caller may then refund the source without risking both.
+    """
+    prior = ctx.prior.get(K.CREDIT)
+    if prior is not None:
+        if (prior.account_id, prior.amount) != (step.account_id, step.amount):
+            raise IdempotencyConflict(
+                f"transfer {ctx.transfer_id} credited {prior.amount} to {prior.account_id}, "
+                f"not {step.amount} to {step.account_id}"
+            )
+        return Replay((prior.result(ctx.transfer_id),))
+    absent = nothing_to_compensate(ctx, K.CREDIT, step)
+    if absent:
+        return absent
+    state = require_account(ctx, step.account_id, None, must_be_open=False)
+    marker = NewEntry(K.CREDIT, step.account_id, step.amount, state.balance, marker=True)
+    return Change([Posting(state, state.balance, state.live_held)], [marker])
 
 
 def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:

@@ -84,7 +84,7 @@ class TransferWorkflow:
         try:
             self._record(await self._debit())
         except _Refused as refusal:
-            return self._finish(TransferStatus.FAILED, "debit-refused", refusal.error)
+            return await self._refuse("debit-refused", refusal.error)
         except asyncio.CancelledError:
             return await self._compensate(_cancelled("before the credit"))
 
@@ -94,7 +94,8 @@ class TransferWorkflow:
         except _Refused as refusal:
             return await self._compensate(refusal.error)
         except asyncio.CancelledError:
-            return await self._compensate(_cancelled("before the credit was applied"))
+            if not await self._credit_landed():
+                return await self._compensate(_cancelled("before the credit was applied"))
         return self._finish(TransferStatus.COMPLETED, "completed")
 
     @workflow.query
@@ -166,10 +167,11 @@ class TransferWorkflow:
                 )
             )
         except _Refused as refusal:
-            return self._finish(TransferStatus.FAILED, "refused", refusal.error)
+            return await self._refuse("refused", refusal.error)
         except asyncio.CancelledError:
-            # the running attempt ended without committing: nothing moved
-            return self._finish(TransferStatus.FAILED, "cancelled", _cancelled("before commit"))
+            if not await self._credit_landed():
+                return self._finish(TransferStatus.FAILED, "cancelled", _cancelled("before commit"))
+            return self._finish(TransferStatus.COMPLETED, "completed")
         self._record(*entries)
         return self._finish(TransferStatus.COMPLETED, "completed")
 
@@ -201,7 +203,38 @@ class TransferWorkflow:
             f"refund {self._money()} to {request.source_account_id}",
         )
 
+    async def _fence_credit(self) -> AppliedEntry:
+        request = self._request
+        return await self._run_step(
+            LedgerActivities.fence_credit,
+            request.target_account_id,
+            policies.WAIT_ON_CANCEL,
+            f"settle the credit of {self._money()} to {request.target_account_id}",
+        )
+
     # compensation -------------------------------------------------------------------------
+
+    async def _credit_landed(self) -> bool:
+        """After a cancelled credit attempt: did it commit? If not, it is fenced out for good.
+
+        An attempt can end without its outcome being known (cancelled, timed out, connection lost
+        at commit); refunding then could pay twice. The fence answers on the target's shard.
+        """
+        self._advance(self._status, "settling-credit")
+        fence = await _shielded(self._fence_credit())
+        if fence.marker:
+            return False
+        self._record(fence)
+        return True
+
+    async def _refuse(self, step: str, refusal: TransferError) -> TransferOutcome:
+        """FAILED, nothing moved. A refund marker on the source keeps it so: a resubmission of
+        this id after Temporal's retention has forgotten the workflow is refused by the shard."""
+        try:
+            await _shielded(self._refund())
+        except _Refused as marker_refusal:  # a refund is recorded already: the guard is there
+            workflow.logger.info("transfer %s: %s", self._request.transfer_id, marker_refusal)
+        return self._finish(TransferStatus.FAILED, step, refusal)
 
     async def _compensate(self, reason: TransferError) -> TransferOutcome:
         """Refund the source. A cancellation of the workflow cannot interrupt this."""

@@ -39,7 +39,8 @@ async def test_cancel_while_the_credit_waits_refunds_the_source(
         await wait_for_step(handle, "crediting")
         await asyncio.sleep(0.3)  # let the credit's attempt start waiting for the lock
         assert await transfers.cancel(request.transfer_id) is True
-        outcome = await transfers.submit(request)  # waits for the end
+        await wait_for_step(handle, "settling-credit")  # the fence waits for the lock too
+    outcome = await transfers.submit(request)  # waits for the end
 
     assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "refunded")
     assert error_type(outcome) == "Cancelled"
