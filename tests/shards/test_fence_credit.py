@@ -31,7 +31,7 @@ async def test_fence_before_the_credit_refuses_it_for_good(
     fence = await ledger.fence_credit(transfer, target, 700, "USD")
     again = await ledger.fence_credit(transfer, target, 700, "USD")
 
-    assert fence.marker and again.marker and again.replayed
+    assert (fence.marker, again.marker, again.replayed) == (True, True, True)
     with pytest.raises(AlreadyCompensated):
         await ledger.credit(transfer, target, 700, "USD")
     assert (await ledger.get_account(target)).balance == 0
