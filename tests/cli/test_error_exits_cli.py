@@ -1,4 +1,4 @@
-"""Mistakes a user can make before any server is asked: exit 2 and one line, never a traceback."""
+"""Exit 2 for bad input, 1 for a server that does not answer: one line each, never a traceback."""
 
 from __future__ import annotations
 
@@ -38,3 +38,10 @@ def test_an_unreachable_shard_is_a_failure(tmp_path: Path) -> None:
     environment = {**os.environ, "SHARD_DSNS": "postgresql://postgres@127.0.0.1:1/postgres"}
     message = assert_one_clean_line(run_cli(("audit",), environment, tmp_path), exit_code=1)
     assert "unavailable" in message
+
+
+def test_an_unreachable_temporal_is_a_failure(cli_env: dict[str, str], tmp_path: Path) -> None:
+    environment = {**cli_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    submit = ("submit", "--from", "acc-a", "--to", "acc-b", "--amount", "1", "--currency", "USD")
+    message = assert_one_clean_line(run_cli(submit, environment, tmp_path), exit_code=1)
+    assert "127.0.0.1:1" in message
