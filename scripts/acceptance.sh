@@ -54,7 +54,8 @@ from pathlib import Path
 
 from shards.router import shard_index
 
-shards, per_shard, submits, work = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+shards, per_shard, submits = (int(argument) for argument in sys.argv[1:4])
+work = Path(sys.argv[4])
 
 
 def ids_on(shard: int, prefix: str, count: int) -> list[str]:
@@ -73,14 +74,16 @@ lines = []
 for number in range(1, submits + 1):
     source = chooser.choice(everyone)
     source_shard = shard_index(source, shards)
+    others = [account for account in everyone if account != source]
     if number % 10 == 0:  # more than any account holds
-        kind, target, amount = "refused", chooser.choice([a for a in everyone if a != source]), "5000.00"
+        kind, target, amount = "refused", chooser.choice(others), "5000.00"
     elif number % 10 == 5 and shards > 1:  # a closed target on another shard: debit, then refund
         kind, amount = "compensated", "1.00"
         target = chooser.choice([a for s, a in closed.items() if s != source_shard])
     else:
-        kind, target = "completed", chooser.choice([a for a in everyone if a != source])
-        amount = f"{chooser.randint(1, 999) / 100:.2f}"
+        kind, target = "completed", chooser.choice(others)
+        cents = chooser.randint(1, 999)
+        amount = f"{cents // 100}.{cents % 100:02d}"
     lines.append(f"acc-t-{number} {source} {target} {amount} {kind}\n")
 (work / "plan.txt").write_text("".join(lines))
 PLAN
@@ -131,7 +134,11 @@ from collections import Counter
 from pathlib import Path
 
 work, submits, audit_code = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-expected = {"completed": (0, "COMPLETED"), "refused": (1, "FAILED"), "compensated": (1, "COMPENSATED")}
+expected = {
+    "completed": (0, "COMPLETED"),
+    "refused": (1, "FAILED"),
+    "compensated": (1, "COMPENSATED"),
+}
 problems = []
 outcomes = Counter()
 for rc_file in sorted((work / "submits").glob("*.rc")):
@@ -144,7 +151,8 @@ for rc_file in sorted((work / "submits").glob("*.rc")):
     outcomes[status] += 1
     if (int(code), status) != expected[kind]:
         problems.append(f"{transfer_id} ({kind}): exit {code}, {status}")
-listed = {row["transfer_id"]: row["status"] for row in json.loads((work / "list.json").read_text())["transfers"]}
+rows = json.loads((work / "list.json").read_text())["transfers"]
+listed = {row["transfer_id"]: row["status"] for row in rows}
 ours = {t: s for t, s in listed.items() if t.startswith("acc-t-")}
 final = {"COMPLETED", "FAILED", "COMPENSATED", "VOIDED", "EXPIRED"}
 not_final = {t: s for t, s in ours.items() if s not in final}

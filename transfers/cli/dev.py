@@ -35,20 +35,23 @@ STATUS_COLOURS = {
 class ConsoleReporter:
     """What the stack does, for a person at a terminal."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, worker: bool) -> None:
         self.data_dir = data_dir
+        self.worker = worker
 
     def ready(self, stack: StackInfo, stack_file: Path) -> None:
+        logs = escape(str(self.data_dir / "logs"))
+        worker = f"log {logs}/worker.log" if self.worker else "none: run `transfers worker`"
         lines = [
-            f"[bold green]transfers dev is up[/] (data in {self.data_dir})",
+            f"[bold green]transfers dev is up[/] (data in {escape(str(self.data_dir))})",
             f"  Temporal    {stack.temporal_address}  namespace {stack.namespace}, "
             f"task queue {stack.task_queue}",
             f"  Web UI      [link={stack.ui_url}]{stack.ui_url}[/link]",
             *(f"  shard {index}     {dsn}" for index, dsn in enumerate(stack.shard_dsns)),
-            f"  logs        {self.data_dir / 'logs'}",
-            f"  stack file  {stack_file}",
+            f"  worker      {worker}",
+            f"  stack file  {escape(str(stack_file))}",
         ]
-        hint = "" if self.data_dir == DEFAULT_DATA_DIR else f" --stack {self.data_dir}"
+        hint = "" if self.data_dir == DEFAULT_DATA_DIR else f" --stack {escape(str(self.data_dir))}"
         lines.append(
             f"Other terminals: `transfers accounts list{hint}`, `transfers submit ...{hint}`. "
             "Ctrl-C stops everything."
@@ -147,7 +150,7 @@ def dev_command(
         worker=worker,
         demo=demo,
     )
-    reporter = JsonReporter() if as_json else ConsoleReporter(data_dir)
+    reporter = JsonReporter() if as_json else ConsoleReporter(data_dir, worker)
     raise typer.Exit(asyncio.run(serve(options, reporter)))
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+# Looked up once here: between fork and exec the child should call it, not load a library.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 class StackError(Exception):
@@ -33,8 +35,8 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 def _die_with_parent() -> None:
     """Runs in the child: if `transfers dev` is killed outright, its children get SIGTERM too."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -60,10 +62,6 @@ class ChildProcess:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
 
     def check_running(self) -> None:
         """Raise StackError, with the end of the log, if the process has exited."""

@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from transfers.devstack.processes import ChildProcess, wait_until
 from transfers.settings import StackInfo
@@ -46,7 +47,10 @@ async def wait_until_polling(
     )
 
     async def polling() -> bool:
-        response = await client.workflow_service.describe_task_queue(request)
+        try:
+            response = await client.workflow_service.describe_task_queue(request)
+        except RPCError:  # the server may still be setting the namespace up
+            return False
         return any(
             poller.last_access_time.ToDatetime(UTC) >= started_at for poller in response.pollers
         )
