@@ -6,15 +6,19 @@ Every model refuses unknown fields. Amounts are integer minor units (JSON number
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from shards.ledger import MAX_HOLD_TTL_S
 from shards.validation import MAX_AMOUNT
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 MinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
+# How long a hold lasts, in seconds by its shard's clock: at most MAX_HOLD_TTL_S (30 days).
+HoldSeconds = Annotated[float, Field(gt=0, le=MAX_HOLD_TTL_S, allow_inf_nan=False)]
 
 
 class Model(BaseModel):
@@ -67,6 +71,13 @@ class TransferRequest(Model):
         return self
 
 
+class PendingTransferRequest(TransferRequest):
+    """Input of `PendingTransferWorkflow`, in the same id space (`transfer-{transfer_id}`): hold the
+    amount on the source for `timeout_s` seconds, until a post or a void decides."""
+
+    timeout_s: HoldSeconds
+
+
 class StepRequest(Model):
     """Input of one ledger activity: a step of a transfer on one account."""
 
@@ -84,6 +95,29 @@ class WithinShardRequest(Model):
     target_account_id: Identifier
     amount: MinorUnits
     currency: Currency
+
+
+class HoldRequest(StepRequest):
+    """Input of the `hold` activity: reserve the amount for `ttl_s` seconds by the shard's clock."""
+
+    ttl_s: HoldSeconds
+
+
+class HoldApplied(Model):
+    """Output of `hold`: the reservation, and when its shard's clock lets it lapse."""
+
+    account_id: str
+    amount: int
+    expires_at: datetime
+    replayed: bool = False
+
+
+class CaptureRequest(Model):
+    """Input of `capture`: take `amount` of the transfer's hold (None: all of it) as the debit."""
+
+    transfer_id: Identifier
+    account_id: Identifier
+    amount: MinorUnits | None = None
 
 
 class AppliedEntry(Model):
@@ -123,3 +157,4 @@ class TransferOutcome(Model):
     step: str
     entries: tuple[AppliedEntry, ...] = ()
     error: TransferError | None = None
+    expires_at: datetime | None = None  # a pending transfer's hold lapses then (shard clock)

@@ -1,0 +1,296 @@
+"""LedgerSaga: what the transfer workflows share, beyond their stories.
+
+Their progress as Temporal shows it (the `status` query, the `TransferStatus` search attribute,
+the Web UI's current details), the credit of the target, and the refund that compensates a
+refused credit, with an operator's way out when the refund itself is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
+    from transfers.money import format_amount
+    from workflows import policies
+    from workflows.models import (
+        AppliedEntry,
+        StepRequest,
+        TransferError,
+        TransferOutcome,
+        TransferRequest,
+        TransferStatus,
+    )
+    from workflows.saga_steps import Refused, call, shielded
+    from workflows.search_attributes import (
+        AMOUNT,
+        CURRENCY,
+        SOURCE_ACCOUNT_ID,
+        TARGET_ACCOUNT_ID,
+        TRANSFER_STATUS,
+    )
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+REFUND_STUCK = "refund-stuck"
+
+
+@dataclass(frozen=True)
+class _OperatorDecision:
+    """What an operator said about a stuck refund: try again, or it was settled by hand."""
+
+    resolved: bool
+    note: str = ""
+
+
+class LedgerSaga:
+    """State, queries and Updates shared by the transfer workflows; each defines its own run."""
+
+    def __init__(self, request: TransferRequest) -> None:
+        self._request = request
+        # What the credit (and its refund) moves: the request's amount, or what a post captured.
+        self._amount = request.amount
+        self._status = TransferStatus.RUNNING
+        self._step = "started"
+        self._entries: list[AppliedEntry] = []
+        self._error: TransferError | None = None
+        self._expires_at: datetime | None = None  # set once a pending transfer's hold is placed
+        self._decisions: list[_OperatorDecision] = []  # at most one, see _require_stuck_refund
+
+    @workflow.query
+    def status(self) -> TransferOutcome:
+        """Where the transfer is: status, step, entries applied so far, error."""
+        return TransferOutcome(
+            transfer_id=self._request.transfer_id,
+            status=self._status,
+            step=self._step,
+            entries=tuple(self._entries),
+            error=self._error,
+            expires_at=self._expires_at,
+        )
+
+    @workflow.update
+    def retry_compensation(self) -> None:
+        """Operator: try the stuck refund again, once its cause is fixed."""
+        self._decisions.append(_OperatorDecision(resolved=False))
+
+    @retry_compensation.validator
+    def _validate_retry(self) -> None:
+        self._require_stuck_refund()
+
+    @workflow.update
+    def resolve_compensation(self, note: str) -> None:
+        """Operator: the refund was settled outside this workflow; `note` says how."""
+        self._decisions.append(_OperatorDecision(resolved=True, note=note))
+
+    @resolve_compensation.validator
+    def _validate_resolve(self, note: str) -> None:
+        self._require_stuck_refund()
+        if not note.strip():
+            raise ValueError("say how the refund was settled")
+
+    # steps on one account -----------------------------------------------------------------
+
+    async def _credit(self) -> AppliedEntry:
+        request = self._request
+        return await self._run_step(
+            LedgerActivities.credit,
+            request.target_account_id,
+            policies.WAIT_ON_CANCEL,
+            f"credit {self._money()} to {request.target_account_id}",
+        )
+
+    async def _refund(self) -> AppliedEntry:
+        request = self._request
+        return await self._run_step(
+            LedgerActivities.refund,
+            request.source_account_id,
+            # never cancelled: it runs shielded from the workflow's cancellation
+            policies.WAIT_ON_CANCEL,
+            f"refund {self._money()} to {request.source_account_id}",
+        )
+
+    async def _fence_credit(self) -> AppliedEntry:
+        request = self._request
+        return await self._run_step(
+            LedgerActivities.fence_credit,
+            request.target_account_id,
+            policies.WAIT_ON_CANCEL,
+            f"settle the credit of {self._money()} to {request.target_account_id}",
+        )
+
+    async def _run_step(
+        self,
+        step: Callable[[LedgerActivities, StepRequest], Awaitable[AppliedEntry]],
+        account_id: str,
+        cancellation: workflow.ActivityCancellationType,
+        summary: str,
+    ) -> AppliedEntry:
+        """`step` of what the saga moves, on one account of the transfer."""
+        request = self._request
+        step_request = StepRequest(
+            transfer_id=request.transfer_id,
+            account_id=account_id,
+            amount=self._amount,
+            currency=request.currency,
+        )
+        return await self._execute(step, step_request, cancellation, summary)
+
+    async def _execute(
+        self,
+        step: Callable[[LedgerActivities, A], Awaitable[R]],
+        argument: A,
+        cancellation: workflow.ActivityCancellationType,
+        summary: str,
+    ) -> R:
+        """Any ledger step: one shard transaction, retried until done or refused (`Refused`)."""
+        return await call(
+            workflow.execute_activity_method(
+                step,
+                argument,
+                start_to_close_timeout=policies.STEP_START_TO_CLOSE,
+                schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
+                retry_policy=policies.STEP_RETRY,
+                cancellation_type=cancellation,
+                summary=summary,
+            )
+        )
+
+    # compensation -------------------------------------------------------------------------
+
+    async def _credit_landed(self) -> bool:
+        """After a cancelled credit attempt: did it commit? If not, it is fenced out for good.
+
+        An attempt can end without its outcome being known (cancelled, timed out, connection lost
+        at commit); refunding then could pay twice. The fence answers on the target's shard.
+        """
+        self._advance(self._status, "settling-credit")
+        fence = await shielded(self._fence_credit())
+        if fence.marker:
+            return False
+        self._record(fence)
+        return True
+
+    async def _compensate(self, reason: TransferError) -> TransferOutcome:
+        """Refund the source. A cancellation of the workflow cannot interrupt this."""
+        self._advance(TransferStatus.COMPENSATING, "refunding", reason)
+        refund = await shielded(self._refund_until_settled())
+        if refund is None:
+            return self._finish(TransferStatus.COMPENSATED, "resolved-by-operator")
+        self._record(refund)
+        if refund.marker:  # the debit never applied, and now it never will
+            return self._finish(TransferStatus.FAILED, "cancelled", reason)
+        return self._finish(TransferStatus.COMPENSATED, "refunded", reason)
+
+    async def _refund_until_settled(self) -> AppliedEntry | None:
+        """Infrastructure errors are retried by the policy; a refusal waits for an operator.
+
+        Returns None when the operator settled the refund by hand.
+        """
+        reason = self._error
+        while True:
+            try:
+                return await self._refund()
+            except Refused as refusal:
+                decision = await self._operator_decision(refusal.error)
+            if decision.resolved:
+                self._error = _resolved(decision.note, reason, refused=self._error)
+                return None
+            self._advance(TransferStatus.COMPENSATING, "refunding", reason)
+
+    async def _operator_decision(self, refusal: TransferError) -> _OperatorDecision:
+        """Say loudly that the refund is stuck, then wait for an operator's Update."""
+        workflow.logger.error(
+            "transfer %s: refund refused (%s: %s); waiting for an operator",
+            self._request.transfer_id,
+            refusal.type,
+            refusal.message,
+        )
+        self._advance(TransferStatus.COMPENSATING, REFUND_STUCK, refusal)
+        await workflow.wait_condition(lambda: bool(self._decisions))
+        return self._decisions.pop()
+
+    def _require_stuck_refund(self) -> None:
+        if self._step != REFUND_STUCK:
+            raise ValueError(f"no refund is stuck: the transfer is {self._status} ({self._step})")
+        if self._decisions:
+            raise ValueError("an operator decision is already being applied")
+
+    # progress -----------------------------------------------------------------------------
+
+    def _start(self, step: str) -> None:
+        request = self._request
+        workflow.upsert_search_attributes(
+            [
+                TRANSFER_STATUS.value_set(self._status),
+                SOURCE_ACCOUNT_ID.value_set(request.source_account_id),
+                TARGET_ACCOUNT_ID.value_set(request.target_account_id),
+                AMOUNT.value_set(request.amount),
+                CURRENCY.value_set(request.currency),
+            ]
+        )
+        self._advance(TransferStatus.RUNNING, step)
+
+    def _advance(
+        self, status: TransferStatus, step: str, error: TransferError | None = None
+    ) -> None:
+        """Move to a new step; the search attribute follows the status, the details the step."""
+        if status != self._status:
+            workflow.upsert_search_attributes([TRANSFER_STATUS.value_set(status)])
+        self._status, self._step = status, step
+        if error is not None:
+            self._error = error
+        workflow.set_current_details(self._details())
+
+    def _finish(
+        self, status: TransferStatus, step: str, error: TransferError | None = None
+    ) -> TransferOutcome:
+        self._advance(status, step, error)
+        return self.status()
+
+    def _record(self, *entries: AppliedEntry) -> None:
+        self._entries.extend(entries)
+
+    def _money(self, amount: int | None = None) -> str:
+        """'12.34 USD': `amount`, else what the saga moves."""
+        currency = self._request.currency
+        return f"{format_amount(self._amount if amount is None else amount, currency)} {currency}"
+
+    def _accounts(self) -> str:
+        return f"{self._request.source_account_id} -> {self._request.target_account_id}"
+
+    def _details(self) -> str:
+        """The Web UI's current details: what is happening now, in one or two lines."""
+        text = f"**{self._status}** ({self._step}): {self._money()} {self._accounts()}"
+        if self._error is not None:
+            text += f"\n\n{self._error.type}: {self._error.message}"
+        if self._status == TransferStatus.HELD and self._expires_at is not None:
+            text += (
+                f"\n\nHeld until {self._expires_at:%Y-%m-%d %H:%M:%S %Z} by the shard's clock: "
+                "send the Update `post` (optionally with an amount) or `void`."
+            )
+        if self._step == REFUND_STUCK:
+            text += (
+                "\n\nThe refund was refused and waits for an operator: send the Update "
+                "`retry_compensation` once fixed, or `resolve_compensation(note)` "
+                "if it was settled by hand."
+            )
+        return text
+
+
+def _resolved(
+    note: str, reason: TransferError | None, *, refused: TransferError | None
+) -> TransferError:
+    """The final error of a refund that an operator settled by hand: their note comes first."""
+    message = note
+    if refused is not None:
+        message += f" (the refund was refused: {refused.type})"
+    if reason is not None:
+        message += f"; compensating for {reason.type}: {reason.message}"
+    return TransferError(type="ResolvedByOperator", message=message)
