@@ -27,6 +27,7 @@ from shards.shard import Shard
 from transfers.client import connect_temporal
 from transfers.settings import Settings, StackFileError, load_settings
 from workflows import policies
+from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
 log = logging.getLogger("transfers.worker")
@@ -45,11 +46,11 @@ class StartupError(Exception):
 
 
 def build_worker(client: Client, settings: Settings, activities: LedgerActivities) -> Worker:
-    """The Temporal worker for transfers: one workflow, the ledger activities."""
+    """The Temporal worker for transfers: the transfer workflows, the ledger activities."""
     return Worker(
         client,
         task_queue=settings.transfers_task_queue,
-        workflows=[TransferWorkflow],
+        workflows=[TransferWorkflow, PendingTransferWorkflow],
         activities=[
             activities.route,
             activities.debit,
@@ -57,6 +58,9 @@ def build_worker(client: Client, settings: Settings, activities: LedgerActivitie
             activities.fence_credit,
             activities.refund,
             activities.transfer_within_shard,
+            activities.hold,
+            activities.capture,
+            activities.release,
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_local_activities=settings.max_concurrent_activities,

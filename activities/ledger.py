@@ -1,4 +1,4 @@
-"""The ledger activities of TransferWorkflow: each is one local transaction on one shard.
+"""The ledger activities of the transfer workflows: each is one local transaction on one shard.
 
 Business refusals become non-retryable `ApplicationError`s whose `type` is the error's `code`;
 infrastructure errors become retryable ones of the same shape, and anything unexpected is raised
@@ -14,10 +14,20 @@ from contextlib import contextmanager
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from shards.errors import BusinessError, InfrastructureError
+from shards.errors import BusinessError, HoldNotActive, InfrastructureError
 from shards.ledger import Ledger
 from shards.records import StepResult
-from workflows.models import AppliedEntry, Route, StepRequest, TransferRequest, WithinShardRequest
+from shards.schema import HoldStatus
+from workflows.models import (
+    AppliedEntry,
+    CaptureRequest,
+    HoldApplied,
+    HoldRequest,
+    Route,
+    StepRequest,
+    TransferRequest,
+    WithinShardRequest,
+)
 
 LedgerStep = Callable[[str, str, int, str | None], Awaitable[StepResult]]
 
@@ -75,6 +85,56 @@ class LedgerActivities:
         _log_applied(debit)
         _log_applied(credit)
         return _entry(debit), _entry(credit)
+
+    @activity.defn
+    async def hold(self, request: HoldRequest) -> HoldApplied:
+        """Reserve the amount on the source until its shard's clock passes now + ttl_s."""
+        with _refusals_are_final(request.transfer_id, "hold"):
+            hold = await self.ledger.reserve(
+                request.transfer_id,
+                request.account_id,
+                request.amount,
+                request.ttl_s,
+                request.currency,
+            )
+            if hold.status != HoldStatus.ACTIVE:  # found again, but resolved long ago
+                raise HoldNotActive(f"the hold of transfer {request.transfer_id} is {hold.status}")
+        activity.logger.info(
+            "transfer %s: hold of %d on %s %s, expires at %s",
+            request.transfer_id,
+            hold.amount,
+            hold.account_id,
+            "replayed" if hold.replayed else "placed",
+            hold.expires_at.isoformat(),
+        )
+        return HoldApplied(
+            account_id=hold.account_id,
+            amount=hold.amount,
+            expires_at=hold.expires_at,
+            replayed=hold.replayed,
+        )
+
+    @activity.defn
+    async def capture(self, request: CaptureRequest) -> AppliedEntry:
+        """Take the hold (or `amount` of it, releasing the rest) as the source's debit."""
+        with _refusals_are_final(request.transfer_id, "capture"):
+            result = await self.ledger.capture(
+                request.transfer_id, request.account_id, request.amount
+            )
+        _log_applied(result)
+        return _entry(result)
+
+    @activity.defn
+    async def release(self, request: StepRequest) -> AppliedEntry:
+        """Release the hold; a marker that refuses a late hold if it was never placed."""
+        return await self._apply(
+            "release",
+            request,
+            # a release needs no currency: it gives back exactly what its hold reserved
+            lambda transfer_id, account_id, amount, _: self.ledger.release(
+                transfer_id, account_id, amount
+            ),
+        )
 
     async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
         with _refusals_are_final(request.transfer_id, kind):

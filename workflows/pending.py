@@ -1,0 +1,243 @@
+"""PendingTransferWorkflow: hold an amount on the source, then post it to the target or void it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
+    from shards.errors import HoldExpired, HoldNotActive, InvalidAmount
+    from workflows import policies
+    from workflows.models import (
+        AppliedEntry,
+        CaptureRequest,
+        HoldApplied,
+        HoldRequest,
+        PendingTransferRequest,
+        TransferError,
+        TransferOutcome,
+        TransferStatus,
+    )
+    from workflows.saga import LedgerSaga
+    from workflows.saga_steps import Refused, cancelled, shielded
+
+POSTED, VOIDED, EXPIRED, CANCELLED = "posted", "voided", "expired", "cancelled"
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """How the hold resolves (`how`: posted, voided, expired or cancelled), decided once."""
+
+    how: str
+    amount: int | None = None  # posted: the part of the hold to capture, None for all of it
+
+
+# A request that fails validation at decode fails the workflow at once (see TransferWorkflow).
+@workflow.defn(name="PendingTransferWorkflow", failure_exception_types=[ValidationError])
+class PendingTransferWorkflow(LedgerSaga):
+    """Hold the amount on the source until a post, a void or the hold's timeout decides.
+
+    The shard's clock judges the hold: a capture after `expires_at` is refused there whatever this
+    workflow's timer says, and a lapsed hold stops reducing available funds with no worker at all.
+    The timer only cleans up (releases the hold and records EXPIRED). Source and target on one
+    shard take the same path: capture, then credit, two transactions on that shard.
+    """
+
+    @workflow.init  # the request is known before run: the Update validators read it
+    def __init__(self, request: PendingTransferRequest) -> None:
+        super().__init__(request)
+        self._timeout = timedelta(seconds=request.timeout_s)
+        self._decision: _Decision | None = None
+        self._post_refusal: TransferError | None = None  # the post Update's answer, if refused
+
+    @workflow.run
+    async def run(self, request: PendingTransferRequest) -> TransferOutcome:
+        self._start("holding")
+        try:
+            hold = await self._hold()
+        except Refused as refusal:
+            return await self._release(TransferStatus.FAILED, "hold-refused", refusal.error)
+        except asyncio.CancelledError:
+            reason = cancelled("before the hold was placed")
+            return await self._release(TransferStatus.FAILED, CANCELLED, reason)
+        self._expires_at = hold.expires_at
+        self._advance(TransferStatus.HELD, "held")
+
+        decision = await self._wait_for_decision()
+        # Once decided, the decision runs to its end: a post or void Update is waiting for it.
+        outcome = await shielded(self._carry_out(decision))
+        await shielded(workflow.wait_condition(workflow.all_handlers_finished))
+        return outcome
+
+    @workflow.update
+    async def post(self, amount: int | None = None) -> TransferOutcome:
+        """Capture the hold (or `amount` of it, releasing the rest) and credit the target.
+
+        Answers with the outcome (COMPLETED, or COMPENSATED when the credit was refused), or fails
+        with the reason the capture was refused (HoldExpired: the shard's clock said too late).
+        """
+        self._decide(_Decision(POSTED, amount))
+        await workflow.wait_condition(lambda: self._status.final)
+        if self._post_refusal is not None:
+            refusal = self._post_refusal
+            raise ApplicationError(refusal.message, type=refusal.type, non_retryable=True)
+        return self.status()
+
+    @post.validator
+    def _validate_post(self, amount: int | None = None) -> None:
+        self._require_undecided()
+        held = self._request.amount
+        if amount is not None and not 0 < amount <= held:
+            raise _rejection(
+                InvalidAmount,
+                f"cannot post {self._money(amount)}: the amount must be above 0 and at most "
+                f"the hold's {self._money(held)}",
+            )
+
+    @workflow.update
+    async def void(self) -> TransferOutcome:
+        """Release the hold; answers with the outcome (VOIDED)."""
+        self._decide(_Decision(VOIDED))
+        await workflow.wait_condition(lambda: self._status.final)
+        return self.status()
+
+    @void.validator
+    def _validate_void(self) -> None:
+        self._require_undecided()
+
+    # the decision -------------------------------------------------------------------------
+
+    async def _wait_for_decision(self) -> _Decision:
+        """A post or a void, else the timer (expired), else a cancellation (voided)."""
+        undecided = _Decision(EXPIRED)
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None,
+                timeout=self._timeout,
+                timeout_summary="hold expiry",
+            )
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            undecided = _Decision(CANCELLED)
+        # An Update accepted in the same workflow task as the timer or the cancellation wins.
+        self._decision = self._decision or undecided
+        return self._decision
+
+    def _decide(self, decision: _Decision) -> None:
+        # Two Updates can both pass validation before either handler runs: check again.
+        self._require_undecided()
+        self._decision = decision
+
+    def _require_undecided(self) -> None:
+        """A hold resolves once: post and void need a HELD transfer that nothing decided yet."""
+        transfer_id = self._request.transfer_id
+        if self._decision is not None:
+            error = HoldExpired if self._decision.how == EXPIRED else HoldNotActive
+            raise _rejection(error, f"the hold of transfer {transfer_id} is {self._decision.how}")
+        if self._status != TransferStatus.HELD:
+            raise _rejection(
+                HoldNotActive,
+                f"transfer {transfer_id} is {self._status} ({self._step}), not HELD",
+            )
+
+    async def _carry_out(self, decision: _Decision) -> TransferOutcome:
+        if decision.how == POSTED:
+            return await self._post(decision.amount)
+        if decision.how == EXPIRED:
+            return await self._release(TransferStatus.EXPIRED, EXPIRED)
+        reason = cancelled("while held") if decision.how == CANCELLED else None
+        return await self._release(TransferStatus.VOIDED, decision.how, reason)
+
+    # the outcomes -------------------------------------------------------------------------
+
+    async def _post(self, amount: int | None) -> TransferOutcome:
+        self._advance(TransferStatus.RUNNING, "capturing")
+        try:
+            capture = await self._capture(amount)
+        except Refused as refusal:
+            return await self._refuse_post(refusal.error)
+        self._record(capture)
+        self._amount = capture.amount
+
+        self._advance(TransferStatus.DEBITED, "crediting")
+        try:
+            self._record(await self._credit())
+        except Refused as refusal:
+            return await self._compensate(refusal.error)
+        return self._finish(TransferStatus.COMPLETED, "completed")
+
+    async def _refuse_post(self, refusal: TransferError) -> TransferOutcome:
+        """Nothing was captured: release the hold, and the post's Update fails with the reason."""
+        self._post_refusal = refusal
+        if refusal.type == HoldExpired.__name__:  # the shard's clock said so before the timer
+            return await self._release(TransferStatus.EXPIRED, EXPIRED, refusal)
+        return await self._release(TransferStatus.FAILED, "capture-refused", refusal)
+
+    async def _release(
+        self, status: TransferStatus, step: str, reason: TransferError | None = None
+    ) -> TransferOutcome:
+        """Release the hold, or fence it out with a marker when it never landed, then finish.
+
+        The marker also keeps a refused transfer refused: a resubmission of this id after
+        Temporal's retention has forgotten the workflow cannot hold funds again.
+        """
+        self._advance(self._status, "releasing")
+        try:
+            self._record(await shielded(self._release_hold()))
+        except Refused as refusal:  # resolved some other way: nothing is left to release
+            workflow.logger.warning("transfer %s: %s", self._request.transfer_id, refusal)
+        return self._finish(status, step, reason)
+
+    # the steps ----------------------------------------------------------------------------
+
+    async def _hold(self) -> HoldApplied:
+        request, ttl_s = self._request, self._timeout.total_seconds()
+        return await self._execute(
+            LedgerActivities.hold,
+            HoldRequest(
+                transfer_id=request.transfer_id,
+                account_id=request.source_account_id,
+                amount=request.amount,
+                currency=request.currency,
+                ttl_s=ttl_s,
+            ),
+            # the release that follows a cancellation refuses a hold arriving late
+            policies.ABANDON_ON_CANCEL,
+            f"hold {self._money()} on {request.source_account_id} for {ttl_s:g}s",
+        )
+
+    async def _capture(self, amount: int | None) -> AppliedEntry:
+        request = self._request
+        part = "all" if amount is None else self._money(amount)
+        return await self._execute(
+            LedgerActivities.capture,
+            CaptureRequest(
+                transfer_id=request.transfer_id,
+                account_id=request.source_account_id,
+                amount=amount,
+            ),
+            policies.WAIT_ON_CANCEL,  # runs shielded: never cancelled
+            f"capture {part} of the hold of {self._money()} on {request.source_account_id}",
+        )
+
+    async def _release_hold(self) -> AppliedEntry:
+        # Released only when nothing was captured, so the amount is still the whole hold.
+        request = self._request
+        return await self._run_step(
+            LedgerActivities.release,
+            request.source_account_id,
+            policies.WAIT_ON_CANCEL,  # runs shielded: never cancelled
+            f"release the hold of {self._money()} on {request.source_account_id}",
+        )
+
+
+def _rejection(error: type[Exception], message: str) -> ApplicationError:
+    """An Update's refusal, typed like the shard's error of the same meaning."""
+    return ApplicationError(message, type=error.__name__, non_retryable=True)
