@@ -6,6 +6,12 @@
                                                      target_account_id="acc-2", amount=1234,
                                                      currency="USD"))
 
+A pending transfer holds the amount on the source until `post` (capture and credit) or `void`,
+or until its timeout lapses:
+
+    held = await transfers.submit_pending(PendingTransferRequest(..., timeout_s=600))
+    outcome = await transfers.post("t-1", amount=1000)  # or transfers.void("t-1")
+
 Any other Temporal client (the `temporal` CLI, another language's SDK) can start a transfer too:
 workflow type `TransferWorkflow`, workflow id `transfer-{transfer_id}`, task queue
 `TRANSFERS_TASK_QUEUE` (default `transfers`), and one JSON input, amounts in minor units:
@@ -17,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.client import (
@@ -27,6 +35,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -46,10 +55,17 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from shards.errors import IdempotencyConflict
+from shards.errors import BUSINESS_ERRORS, HoldNotActive, IdempotencyConflict
 from transfers.money import format_amount
 from transfers.settings import Settings
-from workflows.models import TransferError, TransferOutcome, TransferRequest, TransferStatus
+from workflows.models import (
+    PendingTransferRequest,
+    TransferError,
+    TransferOutcome,
+    TransferRequest,
+    TransferStatus,
+)
+from workflows.pending import PendingTransferWorkflow
 from workflows.search_attributes import (
     AMOUNT,
     CURRENCY,
@@ -60,12 +76,14 @@ from workflows.search_attributes import (
 from workflows.transfer import TransferWorkflow
 
 WORKFLOW_TYPE = "TransferWorkflow"
+PENDING_WORKFLOW_TYPE = "PendingTransferWorkflow"
 CONNECT_WAIT_S = 5.0
 # A running transfer answers its status query from a worker; with none polling, give up and
 # report what the search attributes say.
 QUERY_TIMEOUT = timedelta(seconds=10)
+HOLD_POLL_S = 0.1  # how often submit_pending asks whether the hold is placed
 
-Handle = WorkflowHandle[TransferWorkflow, TransferOutcome]
+Handle = WorkflowHandle[Any, TransferOutcome]
 
 
 class TemporalUnavailable(Exception):
@@ -143,12 +161,43 @@ class TransfersClient:
         With `wait`, returns the final outcome; without, the current status.
         """
         handle = await self._start(request)
-        recorded = await self._recorded_request(handle)
-        if recorded != request:
-            raise IdempotencyConflict(_conflict_message(request, recorded))
         if wait:
             return await _final_outcome(handle, request.transfer_id)
         return await self.status(request.transfer_id)
+
+    async def submit_pending(
+        self, request: PendingTransferRequest, *, wait: bool = False
+    ) -> TransferOutcome:
+        """Start a pending transfer, or find it (same rules as `submit`).
+
+        Returns once the hold is placed (HELD) or refused (FAILED); with `wait`, the final outcome
+        after a post, a void or the hold's expiry. Without a worker, it waits for one.
+        """
+        handle = await self._start(request)
+        if wait:
+            return await _final_outcome(handle, request.transfer_id)
+        while True:
+            outcome = await self.status(request.transfer_id)
+            if outcome.status == TransferStatus.HELD or outcome.status.final:
+                return outcome
+            await asyncio.sleep(HOLD_POLL_S)
+
+    async def post(self, transfer_id: str, amount: int | None = None) -> TransferOutcome:
+        """Capture the hold (or `amount` of it, releasing the rest) and credit the target.
+
+        Returns the final outcome: COMPLETED, or COMPENSATED when the credit was refused. Raises
+        the shard's error when the post is refused: `HoldExpired`, `HoldNotActive` (not HELD: a
+        hold resolves once), `InvalidAmount` (0, or above the hold).
+        """
+        return await self._resolve_hold(
+            transfer_id, lambda h: h.execute_update(PendingTransferWorkflow.post, amount)
+        )
+
+    async def void(self, transfer_id: str) -> TransferOutcome:
+        """Release the hold: VOIDED. Raises `HoldNotActive` or `HoldExpired` when not HELD."""
+        return await self._resolve_hold(
+            transfer_id, lambda h: h.execute_update(PendingTransferWorkflow.void)
+        )
 
     async def status(self, transfer_id: str) -> TransferOutcome:
         """Where a transfer is: its status query while running, its result once closed."""
@@ -164,11 +213,15 @@ class TransfersClient:
                 raise
             return _outcome_from_search_attributes(transfer_id, description)
 
+    async def summary(self, transfer_id: str) -> TransferSummary | None:
+        """What the search attributes say about one transfer; None without them."""
+        return _summary(await self._describe(self._handle(transfer_id), transfer_id))
+
     async def list(
         self, status: TransferStatus | None = None, limit: int = 100
     ) -> builtins.list[TransferSummary]:
         """The most recent transfers first, optionally only those with `status`."""
-        query = f"WorkflowType = '{WORKFLOW_TYPE}'"
+        query = f"WorkflowType IN ('{WORKFLOW_TYPE}', '{PENDING_WORKFLOW_TYPE}')"
         if status is not None:
             query += f" AND {TRANSFER_STATUS.name} = '{TransferStatus(status)}'"
         summaries = []
@@ -182,7 +235,8 @@ class TransfersClient:
         """Ask a running transfer to stop; False when it had already finished.
 
         Before its credit, the transfer refunds the source (COMPENSATED, or FAILED when nothing
-        was debited); after its credit, the cancellation changes nothing.
+        was debited); after its credit, the cancellation changes nothing. A HELD pending transfer
+        is voided; once a post or a void is under way, it runs to its end.
         """
         handle = self._handle(transfer_id)
         description = await self._describe(handle, transfer_id)
@@ -198,10 +252,20 @@ class TransfersClient:
         return f"{base}/namespaces/{namespace}/workflows/{workflow_id(transfer_id)}"
 
     async def _start(self, request: TransferRequest) -> Handle:
+        """Start the request's workflow, or find the one started with this id before: with the
+        same request it is that transfer; with another, `IdempotencyConflict`."""
+        handle = await self._start_or_find(request)
+        recorded = await self._recorded_request(handle, type(request))
+        if recorded != request:
+            raise IdempotencyConflict(_conflict_message(request, recorded))
+        return handle
+
+    async def _start_or_find(self, request: TransferRequest) -> Handle:
         try:
             return await self.client.start_workflow(
-                TransferWorkflow.run,
+                _workflow_type(type(request)),
                 request,
+                result_type=TransferOutcome,
                 id=workflow_id(request.transfer_id),
                 task_queue=self.settings.transfers_task_queue,
                 # One workflow per transfer id, ever: a running one is joined, a closed one is
@@ -214,16 +278,50 @@ class TransfersClient:
         except WorkflowAlreadyStartedError as error:  # closed already
             return self._handle(request.transfer_id, run_id=error.run_id)
 
-    async def _recorded_request(self, handle: Handle) -> TransferRequest | None:
-        """The input the workflow was started with (its first history event); None if invalid."""
+    async def _recorded_request(
+        self, handle: Handle, request_type: type[TransferRequest]
+    ) -> TransferRequest | None:
+        """The input the workflow was started with (its first history event); None if it is not
+        a valid `request_type` (another kind of transfer, or a client that bypassed validation)."""
         async for event in handle.fetch_history_events(page_size=1):
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            try:
-                [recorded] = await self.client.data_converter.decode(payloads, [TransferRequest])
-            except ValidationError:  # started by a client that bypassed validation
+            started = event.workflow_execution_started_event_attributes
+            if started.workflow_type.name != _workflow_type(request_type):
                 return None
-            return recorded if isinstance(recorded, TransferRequest) else None
+            payloads = started.input.payloads
+            try:
+                [recorded] = await self.client.data_converter.decode(payloads, [request_type])
+            except ValidationError:
+                return None
+            return recorded if isinstance(recorded, request_type) else None
         return None
+
+    async def _resolve_hold(
+        self, transfer_id: str, update: Callable[[Handle], Awaitable[TransferOutcome]]
+    ) -> TransferOutcome:
+        """Send a post or void Update; its refusal raised as the shard error of that name."""
+        handle = self._handle(transfer_id)
+        description = await self._describe(handle, transfer_id)
+        if description.workflow_type != PENDING_WORKFLOW_TYPE:
+            raise HoldNotActive(f"transfer {transfer_id} is not pending: it holds nothing")
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise await self._already_resolved(transfer_id)
+        try:
+            return await update(handle)
+        except WorkflowUpdateFailedError as failure:
+            cause = failure.cause
+            if isinstance(cause, ApplicationError) and cause.type in BUSINESS_ERRORS:
+                raise BUSINESS_ERRORS[cause.type](cause.message) from None
+            raise
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # it closed after the describe
+                raise
+            raise await self._already_resolved(transfer_id) from None
+
+    async def _already_resolved(self, transfer_id: str) -> HoldNotActive:
+        outcome = await self.status(transfer_id)
+        return HoldNotActive(
+            f"transfer {transfer_id} is {outcome.status} ({outcome.step}): its hold was resolved"
+        )
 
     def _handle(self, transfer_id: str, run_id: str | None = None) -> Handle:
         return self.client.get_workflow_handle_for(
@@ -294,6 +392,11 @@ def _summary(execution: WorkflowExecution) -> TransferSummary | None:
     )
 
 
+def _workflow_type(request_type: type[TransferRequest]) -> str:
+    pending = issubclass(request_type, PendingTransferRequest)
+    return PENDING_WORKFLOW_TYPE if pending else WORKFLOW_TYPE
+
+
 def _summary_line(request: TransferRequest) -> str:
     """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2'."""
     amount = format_amount(request.amount, request.currency)
@@ -315,10 +418,10 @@ def _search_attributes(request: TransferRequest) -> TypedSearchAttributes:
 def _conflict_message(request: TransferRequest, recorded: TransferRequest | None) -> str:
     prefix = f"transfer {request.transfer_id} was submitted before"
     if recorded is None:
-        return f"{prefix} with an invalid request; use a new transfer id"
+        return f"{prefix} as another kind of transfer or invalid; use a new transfer id"
     differences = ", ".join(
         f"{name} {getattr(recorded, name)!r} (now {getattr(request, name)!r})"
-        for name in TransferRequest.model_fields
+        for name in type(request).model_fields
         if getattr(recorded, name) != getattr(request, name)
     )
     return f"{prefix} with other fields: {differences}; use a new transfer id"
