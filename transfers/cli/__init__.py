@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from transfers.cli import accounts, bench, db, dev, transfer_commands, worker_command
+from transfers.cli import (
+    accounts,
+    bench,
+    db,
+    dev,
+    pending_commands,
+    transfer_commands,
+    worker_command,
+)
 
 app = typer.Typer(
     name="transfers",
@@ -13,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (db, accounts, transfer_commands, dev, worker_command, bench):
+for module in (db, accounts, transfer_commands, pending_commands, dev, worker_command, bench):
     module.register(app)
 
 

@@ -31,9 +31,15 @@ from transfers.cli.common import (
     run_with_ledger,
     settings_from,
 )
+from transfers.durations import parse_hold_timeout
 from transfers.money import format_amount, parse_amount
 from transfers.settings import Settings
-from workflows.models import TransferOutcome, TransferRequest, TransferStatus
+from workflows.models import (
+    PendingTransferRequest,
+    TransferOutcome,
+    TransferRequest,
+    TransferStatus,
+)
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient, TransferSummary
@@ -60,12 +66,16 @@ def outcome_json(outcome: TransferOutcome) -> dict[str, Any]:
         "status": outcome.status.value,
         "step": outcome.step,
         "error": None if outcome.error is None else outcome.error.model_dump(),
+        "expires_at": None if outcome.expires_at is None else outcome.expires_at.isoformat(),
     }
 
 
-def _outcome_line(outcome: TransferOutcome) -> str:
+def outcome_line(outcome: TransferOutcome) -> str:
     reason = "" if outcome.error is None else f": {outcome.error.type}: {outcome.error.message}"
-    return f"{outcome.transfer_id} {outcome.status.value} (step {outcome.step}){reason}"
+    until = ""
+    if outcome.status == TransferStatus.HELD and outcome.expires_at is not None:
+        until = f" until {outcome.expires_at:%Y-%m-%d %H:%M:%S %Z}"
+    return f"{outcome.transfer_id} {outcome.status.value}{until} (step {outcome.step}){reason}"
 
 
 def _refused(outcome: TransferOutcome) -> bool:
@@ -120,14 +130,29 @@ def submit_command(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Return once started, not once final.")
     ] = False,
+    pending: Annotated[
+        bool,
+        typer.Option("--pending", help="Only hold the amount, until `post`, `void` or --timeout."),
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout", help="With --pending: the hold lasts 90s, 10m, 2h, 1d (max 30d)."
+        ),
+    ] = None,
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a transfer (a saga on Temporal) and wait for its final status."""
+    """Start a transfer (a saga on Temporal) and wait for its final status.
+
+    With --pending, hold the amount on the source and return once it is HELD."""
     settings = settings_from(stack, as_json)
     chosen_id = transfer_id or f"t-{uuid.uuid4().hex}"
+    if pending != (timeout is not None):
+        fail("--pending and --timeout go together", EXIT_BAD_INPUT, "InvalidInput", as_json)
 
     async def action() -> tuple[TransferRequest, TransferOutcome, str]:
+        hold_s = None if timeout is None else parse_hold_timeout(timeout)
         request = await _build_request(settings, chosen_id, source, target, amount, currency, memo)
         if not as_json:
             console.print(
@@ -136,7 +161,11 @@ def submit_command(
                 highlight=False,
             )
         async with temporal_client(settings) as client:
-            outcome = await client.submit(request, wait=not no_wait)
+            if hold_s is not None:
+                request = PendingTransferRequest(**request.model_dump(), timeout_s=hold_s)
+                outcome = await client.submit_pending(request)
+            else:
+                outcome = await client.submit(request, wait=not no_wait)
             return request, outcome, client.ui_link(chosen_id)
 
     request, outcome, link = run(action, as_json)
@@ -147,9 +176,10 @@ def submit_command(
         "amount": format_amount(request.amount, request.currency),
         "currency": request.currency,
         "memo": request.memo,
+        "timeout_s": request.timeout_s if isinstance(request, PendingTransferRequest) else None,
         "ui_link": link,
     }
-    emit(data, as_json, lambda: console.print(f"{_outcome_line(outcome)}\n{link}", highlight=False))
+    emit(data, as_json, lambda: console.print(f"{outcome_line(outcome)}\n{link}", highlight=False))
     if _refused(outcome):
         raise typer.Exit(EXIT_FAILED)
 
@@ -169,7 +199,7 @@ def status_command(
     emit(
         {**outcome_json(outcome), "ui_link": link},
         as_json,
-        lambda: console.print(f"{_outcome_line(outcome)}\n{link}", highlight=False),
+        lambda: console.print(f"{outcome_line(outcome)}\n{link}", highlight=False),
     )
 
 
