@@ -55,7 +55,7 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from shards.errors import BUSINESS_ERRORS, HoldNotActive, IdempotencyConflict
+from shards.errors import BUSINESS_ERRORS, HoldExpired, HoldNotActive, IdempotencyConflict
 from transfers.money import format_amount
 from transfers.settings import Settings
 from workflows.models import (
@@ -317,9 +317,10 @@ class TransfersClient:
                 raise
             raise await self._already_resolved(transfer_id) from None
 
-    async def _already_resolved(self, transfer_id: str) -> HoldNotActive:
+    async def _already_resolved(self, transfer_id: str) -> HoldExpired | HoldNotActive:
         outcome = await self.status(transfer_id)
-        return HoldNotActive(
+        error = HoldExpired if outcome.status == TransferStatus.EXPIRED else HoldNotActive
+        return error(
             f"transfer {transfer_id} is {outcome.status} ({outcome.step}): its hold was resolved"
         )
 
