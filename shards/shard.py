@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
+import psycopg
 import psycopg.errors
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from shards.compiled import Driver
 from shards.errors import InfrastructureError, LockTimeout, SerializationFailure, ShardUnavailable
 
 
@@ -90,6 +93,30 @@ class Shard:
         except (OSError, TimeoutError) as error:
             raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
 
+    @asynccontextmanager
+    async def driver_transaction(self, *, snapshot: bool = False) -> AsyncIterator[Driver]:
+        """Like `begin()`, on the pooled connection's psycopg driver (see shards.compiled)."""
+        try:
+            async with self.engine.connect() as connection:
+                pooled = await connection.get_raw_connection()
+                driver = cast(Driver, pooled.driver_connection)
+                try:
+                    async with _isolated(driver, snapshot), driver.transaction():
+                        yield driver
+                except psycopg.Error as error:
+                    if driver.broken:  # keep a dead connection out of the pool
+                        await connection.invalidate()
+                    translated = translate_driver_error(error, self.name)
+                    if translated is None:
+                        raise
+                    raise translated from error
+        except DBAPIError as error:  # from the pool's connect
+            raise translate_error(error, self.name) from error
+        except PoolTimeout as error:
+            raise ShardUnavailable(f"{self.name}: no free connection: {error}") from error
+        except (OSError, TimeoutError) as error:
+            raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -97,17 +124,36 @@ class Shard:
 def translate_error(error: DBAPIError, shard_name: str) -> Exception:
     """Map a driver error to the retryable infrastructure errors; anything else is a bug."""
     original = error.orig
-    if isinstance(original, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
-        return SerializationFailure(f"{shard_name}: {type(original).__name__}")
-    if isinstance(original, psycopg.errors.LockNotAvailable):
-        return LockTimeout(f"{shard_name}: row lock not granted within lock_timeout")
-    if isinstance(original, psycopg.errors.QueryCanceled):
-        return LockTimeout(f"{shard_name}: statement timed out")
-    if error.connection_invalidated or isinstance(
-        original, psycopg.OperationalError | psycopg.InterfaceError
-    ):
+    translated = translate_driver_error(original, shard_name)
+    if translated is None and error.connection_invalidated:
         return ShardUnavailable(f"{shard_name} unavailable: {_first_line(original)}")
-    return error
+    return error if translated is None else translated
+
+
+def translate_driver_error(error: BaseException | None, shard_name: str) -> Exception | None:
+    """The retryable error for a psycopg error, or None when it is not one of those."""
+    if isinstance(error, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return SerializationFailure(f"{shard_name}: {type(error).__name__}")
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        return LockTimeout(f"{shard_name}: row lock not granted within lock_timeout")
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return LockTimeout(f"{shard_name}: statement timed out")
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return ShardUnavailable(f"{shard_name} unavailable: {_first_line(error)}")
+    return None
+
+
+@asynccontextmanager
+async def _isolated(driver: Driver, snapshot: bool) -> AsyncIterator[None]:
+    """REPEATABLE READ for the transaction, and the pool's default back afterwards."""
+    if not snapshot:
+        yield
+        return
+    await driver.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+    try:
+        yield
+    finally:
+        await driver.set_isolation_level(None)
 
 
 def _first_line(error: BaseException | None) -> str:

@@ -11,8 +11,15 @@ from sqlalchemy import func, select
 from shards.account_state import AccountState
 from shards.audit import run_audit
 from shards.changes import Change, HoldRow, StepContext
-from shards.errors import AlreadyCompensated, HoldExpired, InsufficientFunds, InvalidTtl
+from shards.errors import (
+    AlreadyCompensated,
+    HoldExpired,
+    HoldNotActive,
+    InsufficientFunds,
+    InvalidTtl,
+)
 from shards.ledger import MAX_HOLD_TTL_S, Ledger
+from shards.records import StepResult
 from shards.steps import Step, plan_release
 from tests.shards.support import NewId, entry_kinds, open_funded
 
@@ -85,6 +92,37 @@ async def test_reserve_twice_holds_once(ledger: Ledger, new_id: NewId) -> None:
     assert len({hold.expires_at for hold in holds}) == 1
     view = await ledger.get_account(account)
     assert (view.held, view.available) == (70, 30)
+
+
+async def test_capture_racing_release_settles_the_hold_exactly_once(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    account = await open_funded(ledger, new_id("acc"), 10_000)
+    transfers = [new_id("t") for _ in range(20)]
+    for transfer in transfers:
+        await ledger.reserve(transfer, account, 100, ttl_s=60)
+
+    async def capture_and_release_at_once(transfer: str) -> tuple[object, object]:
+        capture, release = await asyncio.gather(
+            ledger.capture(transfer, account),
+            ledger.release(transfer, account, 100),
+            return_exceptions=True,
+        )
+        return capture, release
+
+    outcomes = await asyncio.gather(*(capture_and_release_at_once(t) for t in transfers))
+
+    captured = 0
+    for capture, release in outcomes:
+        if isinstance(capture, StepResult):
+            assert isinstance(release, HoldNotActive)
+            captured += 1
+        else:
+            assert isinstance(capture, HoldNotActive)
+            assert isinstance(release, StepResult)
+    view = await ledger.get_account(account)
+    assert (view.balance, view.held) == (10_000 - 100 * captured, 0)
+    assert account not in (await run_audit(ledger.router)).account_mismatches
 
 
 async def test_release_twice_is_fine(ledger: Ledger, new_id: NewId) -> None:

@@ -37,6 +37,39 @@ async def test_same_debit_ten_times_at_once_applies_once(ledger: Ledger, new_id:
     assert (view.balance, view.version) == (60, 3)  # opened, deposited, debited once
 
 
+async def test_same_large_debit_ten_times_at_once_is_replayed_not_refused(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    # After the first applies, the balance no longer covers the amount: a replay that misread
+    # the transfer's entries would come back as InsufficientFunds instead of the first result.
+    account = await open_funded(ledger, new_id("acc"), 100)
+    transfer = new_id("t")
+
+    results = await asyncio.gather(*(ledger.debit(transfer, account, 70, "USD") for _ in range(10)))
+
+    assert sum(not result.replayed for result in results) == 1
+    assert {result.balance_after for result in results} == {30}
+    assert (await ledger.get_account(account)).balance == 30
+
+
+async def test_same_shard_transfer_ten_times_at_once_applies_once(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    source, target = ids_on_shard(ledger.router, new_id, shard=2, count=2)
+    await open_funded(ledger, source, 100)
+    await open_funded(ledger, target, 0)
+    transfer = new_id("t")
+
+    results = await asyncio.gather(
+        *(ledger.transfer_within_shard(transfer, source, target, 60, "USD") for _ in range(10))
+    )
+
+    assert sum(not debit.replayed for debit, _ in results) == 1
+    assert {(debit.balance_after, credit.balance_after) for debit, credit in results} == {(40, 60)}
+    assert (await ledger.get_account(source)).balance == 40
+    assert (await ledger.get_account(target)).balance == 60
+
+
 async def test_same_credit_ten_times_at_once_applies_once(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 0)
     transfer = new_id("t")

@@ -5,26 +5,44 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-Operation = Callable[[int, int], Awaitable[bool]]
-"""One unit of work for (worker, sequence number); True when it completed, False when refused."""
+Operation = Callable[[int], Awaitable[bool]]
+"""One unit of work for a worker (numbered from 0); True when it completed, False when refused."""
 
 PROGRESS_INTERVAL_S = 0.25
+
+
+@dataclass
+class Sample:
+    """What one timed run of an operation gave: a latency per completed call."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    failed: int = 0
+    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)
 class Measurement:
     completed: int
     failed: int
-    elapsed_s: float
+    per_s: float
     p50_ms: float
     p99_ms: float
 
-    @property
-    def per_s(self) -> float:
-        return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> Measurement:
+        """The samples of one operation taken together (runs interleaved with other ones)."""
+        latencies = sorted(latency for sample in samples for latency in sample.latencies_ms)
+        elapsed_s = sum(sample.elapsed_s for sample in samples)
+        return cls(
+            completed=len(latencies),
+            failed=sum(sample.failed for sample in samples),
+            per_s=len(latencies) / elapsed_s if elapsed_s > 0 else 0.0,
+            p50_ms=percentile(latencies, 0.50),
+            p99_ms=percentile(latencies, 0.99),
+        )
 
 
 def percentile(ascending: list[float], fraction: float) -> float:
@@ -41,44 +59,31 @@ async def measure(
     duration_s: float,
     warmup_s: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
-) -> Measurement:
+) -> Sample:
     """Run `operation` in `workers` loops: `warmup_s` unrecorded, then `duration_s` timed."""
-    latencies_ms: list[float] = []
-    failures = 0
-    sequence = iter(range(1 << 62))
+    sample = Sample()
     warm_until = time.perf_counter() + warmup_s
+    deadline = warm_until + duration_s
 
     async def loop(worker: int) -> None:
-        nonlocal failures
         while time.perf_counter() < warm_until:
-            await operation(worker, next(sequence))
+            await operation(worker)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            if await operation(worker, next(sequence)):
-                latencies_ms.append((time.perf_counter() - started) * 1000)
+            if await operation(worker):
+                sample.latencies_ms.append((time.perf_counter() - started) * 1000)
             else:
-                failures += 1
+                sample.failed += 1
 
     async def report() -> None:
-        while True:
+        while on_progress is not None:
+            on_progress(len(sample.latencies_ms))
             await asyncio.sleep(PROGRESS_INTERVAL_S)
-            if on_progress is not None:
-                on_progress(len(latencies_ms))
 
-    deadline = warm_until + duration_s
     reporter = asyncio.create_task(report())
     try:
         await asyncio.gather(*(loop(worker) for worker in range(workers)))
     finally:
         reporter.cancel()
-    elapsed_s = time.perf_counter() - warm_until
-    if on_progress is not None:
-        on_progress(len(latencies_ms))
-    latencies_ms.sort()
-    return Measurement(
-        len(latencies_ms),
-        failures,
-        elapsed_s,
-        percentile(latencies_ms, 0.50),
-        percentile(latencies_ms, 0.99),
-    )
+    sample.elapsed_s = time.perf_counter() - warm_until
+    return sample

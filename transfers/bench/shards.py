@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from shards.migrate import upgrade_all
 from shards.router import ShardRouter
 from shards.runner import LockStrategy
 from shards.schema import EntryKind, accounts, entries
-from transfers.bench import Measurement, Operation, measure
+from transfers.bench import Measurement, Operation, Sample, measure
 from transfers.bench.plain_loop import PlainLoop
 from transfers.embedded_pg import EmbeddedPostgres, free_port
 
@@ -48,6 +49,7 @@ class BenchOptions:
     concurrency: int = 16
     accounts: int = 10_000
     warmup_s: float = 0.5
+    rounds: int = 5
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,11 @@ def _funding(account_id: str) -> dict[str, object]:
 def ledger_pairs(ledger: Ledger, workload: Workload, scenario: str) -> Operation:
     prefix = f"{workload.prefix}-{scenario[0]}-{ledger.strategy.value[:3]}"
 
-    async def pair(worker: int, number: int) -> bool:
+    numbers = itertools.count()
+
+    async def pair(_worker: int) -> bool:
         source, target, amount = workload.pair(scenario)
-        transfer_id = f"{prefix}-{worker}-{number}"
+        transfer_id = f"{prefix}-{next(numbers)}"
         try:
             await ledger.debit(transfer_id, source, amount, CURRENCY)
         except (BusinessError, InfrastructureError):  # e.g. VersionConflict on the hot row
@@ -150,9 +154,11 @@ def ledger_pairs(ledger: Ledger, workload: Workload, scenario: str) -> Operation
 def plain_pairs(plain: PlainLoop, workload: Workload, scenario: str) -> Operation:
     prefix = f"{workload.prefix}-{scenario[0]}-{PLAIN}"
 
-    async def pair(worker: int, number: int) -> bool:
+    numbers = itertools.count()
+
+    async def pair(worker: int) -> bool:
         source, target, amount = workload.pair(scenario)
-        transfer_id = f"{prefix}-{worker}-{number}"
+        transfer_id = f"{prefix}-{next(numbers)}"
         if not await plain.step(worker, transfer_id, EntryKind.DEBIT, source, amount):
             return False
         return await plain.step(worker, transfer_id, EntryKind.CREDIT, target, amount)
@@ -166,7 +172,11 @@ async def run_shard_bench(
     on_progress: Progress | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
 ) -> list[ScenarioResult]:
-    """Every scenario under the plain loop and both strategies, on the shards at `dsns`."""
+    """Every scenario under the plain loop and both strategies, on the shards at `dsns`.
+
+    The runs are interleaved in `options.rounds` rounds, so that a machine whose load drifts
+    (other processes, the disk) weighs on the yardstick and on the layer alike.
+    """
     await asyncio.to_thread(upgrade_all, dsns)
     router = ShardRouter.from_dsns(dsns)
     plain: PlainLoop | None = None
@@ -174,19 +184,21 @@ async def run_shard_bench(
         workload = Workload(router, options.accounts)
         await seed(workload)
         plain = await PlainLoop.connect(dsns, options.concurrency)
-        results: list[ScenarioResult] = []
-        for scenario in SCENARIOS:
-            yardstick = 0.0
-            for strategy in STRATEGIES:
-                if strategy == PLAIN:
-                    operation = plain_pairs(plain, workload, scenario)
-                else:
-                    operation = ledger_pairs(Ledger(router, strategy), workload, scenario)
-                measured = await _measure(operation, options, scenario, strategy, on_progress)
-                yardstick = yardstick or measured.per_s
-                results.append(_result(scenario, strategy, measured, yardstick))
-                if on_result is not None:
-                    on_result(results[-1])
+        operations = {
+            (scenario, strategy): _operation(plain, router, workload, scenario, strategy)
+            for scenario in SCENARIOS
+            for strategy in STRATEGIES
+        }
+        samples: dict[tuple[str, str], list[Sample]] = {run: [] for run in operations}
+        for round_number in range(options.rounds):
+            for run, operation in operations.items():
+                samples[run].append(
+                    await _sample(operation, options, run, samples[run], on_progress, round_number)
+                )
+        results = _results({run: Measurement.of(taken) for run, taken in samples.items()})
+        for result in results:
+            if on_result is not None:
+                on_result(result)
         return results
     finally:
         if plain is not None:
@@ -194,39 +206,54 @@ async def run_shard_bench(
         await router.dispose()
 
 
-async def _measure(
+def _operation(
+    plain: PlainLoop, router: ShardRouter, workload: Workload, scenario: str, strategy: str
+) -> Operation:
+    if strategy == PLAIN:
+        return plain_pairs(plain, workload, scenario)
+    return ledger_pairs(Ledger(router, strategy), workload, scenario)
+
+
+async def _sample(
     operation: Operation,
     options: BenchOptions,
-    scenario: str,
-    strategy: str,
+    run: tuple[str, str],
+    earlier: list[Sample],
     on_progress: Progress | None,
-) -> Measurement:
+    round_number: int,
+) -> Sample:
+    done_before = sum(len(sample.latencies_ms) for sample in earlier)
+
     def report(pairs: int) -> None:
         if on_progress is not None:
-            on_progress(scenario, strategy, pairs)
+            on_progress(*run, done_before + pairs)
 
     return await measure(
         operation,
         workers=options.concurrency,
-        duration_s=options.duration_s,
-        warmup_s=options.warmup_s,
+        duration_s=options.duration_s / options.rounds,
+        warmup_s=options.warmup_s if round_number == 0 else 0.0,
         on_progress=report,
     )
 
 
-def _result(
-    scenario: str, strategy: str, measured: Measurement, yardstick: float
-) -> ScenarioResult:
-    return ScenarioResult(
-        name=scenario,
-        strategy=strategy,
-        pairs=measured.completed,
-        failed=measured.failed,
-        pairs_per_s=measured.per_s,
-        p50_ms=measured.p50_ms,
-        p99_ms=measured.p99_ms,
-        ratio_to_plain=measured.per_s / yardstick if yardstick else 0.0,
-    )
+def _results(measured: dict[tuple[str, str], Measurement]) -> list[ScenarioResult]:
+    results = []
+    for (scenario, strategy), measurement in measured.items():
+        yardstick = measured[scenario, PLAIN].per_s
+        results.append(
+            ScenarioResult(
+                name=scenario,
+                strategy=strategy,
+                pairs=measurement.completed,
+                failed=measurement.failed,
+                pairs_per_s=measurement.per_s,
+                p50_ms=measurement.p50_ms,
+                p99_ms=measurement.p99_ms,
+                ratio_to_plain=measurement.per_s / yardstick if yardstick else 0.0,
+            )
+        )
+    return results
 
 
 @contextlib.contextmanager
