@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import text
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker
 
 from activities.ledger import LedgerActivities
 from shards.errors import InfrastructureError
@@ -25,7 +27,10 @@ from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import Shard
 from transfers.client import connect_temporal
-from transfers.settings import Settings, StackFileError, load_settings
+from transfers.health import ping_shard
+from transfers.metrics import TransferMetrics
+from transfers.observability import Observability, ObservabilityError
+from transfers.settings import Settings, StackFileError, load_settings, settings_problem
 from workflows import policies
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
@@ -45,11 +50,18 @@ class StartupError(Exception):
         self.exit_code = exit_code
 
 
-def build_worker(client: Client, settings: Settings, activities: LedgerActivities) -> Worker:
-    """The Temporal worker for transfers: the transfer workflows, the ledger activities."""
+def build_worker(
+    client: Client,
+    settings: Settings,
+    activities: LedgerActivities,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """The Temporal worker for transfers: the transfer workflows, the ledger activities, our
+    metrics, and any other `interceptors` (tracing)."""
     return Worker(
         client,
         task_queue=settings.transfers_task_queue,
+        interceptors=[TransferMetrics(), *interceptors],
         workflows=[TransferWorkflow, PendingTransferWorkflow],
         activities=[
             activities.route,
@@ -78,20 +90,25 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     """
     try:
         router = ShardRouter.from_dsns(settings.dsn_list(), settings.pool())
-    except ValueError as error:  # SHARD_DSNS empty, or not PostgreSQL DSNs
+        observability = Observability.from_settings(settings)
+    except (ValueError, ObservabilityError) as error:  # SHARD_DSNS unusable, a port taken, ...
         raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
     try:
-        client = await _wait_for_dependencies(settings, router)
-        activities = LedgerActivities(Ledger(router, settings.lock_strategy))
-        worker = build_worker(client, settings, activities)
-        log.info(
-            "worker polling task queue %s on %s (%d shards, %s locking)",
-            settings.transfers_task_queue,
-            settings.temporal_address,
-            len(router.shards),
-            settings.lock_strategy,
-        )
-        await _run_until(worker, stop or asyncio.Event())
+        client = await _wait_for_dependencies(settings, router, observability.runtime)
+        retry = observability.retry_policy(settings.lock_strategy)
+        activities = LedgerActivities(Ledger(router, settings.lock_strategy, retry))
+        worker = build_worker(client, settings, activities, observability.interceptors)
+        async with observability.health_endpoint(worker, client, router):
+            log.info(
+                "worker polling task queue %s on %s (%d shards, %s locking)",
+                settings.transfers_task_queue,
+                settings.temporal_address,
+                len(router.shards),
+                settings.lock_strategy,
+            )
+            await _run_until(worker, stop or asyncio.Event())
+    except ObservabilityError as error:  # HEALTH_PORT taken
+        raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
     finally:
         await router.dispose()
 
@@ -110,11 +127,13 @@ async def _run_until(worker: Worker, stop: asyncio.Event) -> None:
     log.info("worker stopped")
 
 
-async def _wait_for_dependencies(settings: Settings, router: ShardRouter) -> Client:
+async def _wait_for_dependencies(
+    settings: Settings, router: ShardRouter, runtime: Runtime | None
+) -> Client:
     """Temporal and all shards, checked side by side within one bounded wait."""
     wait_s = settings.startup_timeout_s
     temporal, *shards = await asyncio.gather(
-        connect_temporal(settings, wait_s=wait_s),
+        connect_temporal(settings, wait_s=wait_s, runtime=runtime),
         *(_wait_for_shard(shard, wait_s) for shard in router.shards),
         return_exceptions=True,
     )
@@ -130,8 +149,7 @@ async def _wait_for_shard(shard: Shard, wait_s: float) -> None:
     while True:
         try:
             async with asyncio.timeout(max(deadline - loop.time(), PING_INTERVAL_S)):
-                async with shard.begin() as connection:
-                    await connection.execute(text("SELECT 1"))
+                await ping_shard(shard)
             return
         except (InfrastructureError, TimeoutError) as error:
             if loop.time() + PING_INTERVAL_S >= deadline:
@@ -171,10 +189,18 @@ def main() -> None:
     configure_logging()
     try:
         settings = load_settings()
-    except (ValidationError, StackFileError) as error:
-        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+    except ValidationError as error:
+        print(f"error: {settings_problem(error)}", file=sys.stderr)
         sys.exit(EXIT_BAD_SETTINGS)
-    sys.exit(serve(settings))
+    except StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_SETTINGS)
+    exit_code = serve(settings)
+    # Not sys.exit: the Temporal SDK's native threads can crash the interpreter's finalization
+    # (exit code 134 instead of ours), as transfers.cli.common.exits_without_teardown says.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -53,11 +53,13 @@ from temporalio.exceptions import (
 from temporalio.exceptions import (
     TimeoutError as TemporalTimeoutError,
 )
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from shards.errors import BUSINESS_ERRORS, HoldExpired, HoldNotActive, IdempotencyConflict
 from transfers.money import format_amount
 from transfers.settings import Settings
+from transfers.temporal_connection import connect_options
 from workflows.models import (
     PendingTransferRequest,
     TransferError,
@@ -116,8 +118,14 @@ def workflow_id(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
 
 
-async def connect_temporal(settings: Settings, *, wait_s: float = CONNECT_WAIT_S) -> Client:
-    """A client with the pydantic data converter, retrying for up to `wait_s` seconds."""
+async def connect_temporal(
+    settings: Settings, *, wait_s: float = CONNECT_WAIT_S, runtime: Runtime | None = None
+) -> Client:
+    """A client with the pydantic data converter, retrying for up to `wait_s` seconds.
+
+    Namespace, TLS and API key come from `settings` (see transfers.temporal_connection); a
+    worker passes the `runtime` that exports its metrics.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
@@ -126,8 +134,9 @@ async def connect_temporal(settings: Settings, *, wait_s: float = CONNECT_WAIT_S
             return await asyncio.wait_for(
                 Client.connect(
                     settings.temporal_address,
-                    namespace=settings.temporal_namespace,
                     data_converter=pydantic_data_converter,
+                    runtime=runtime,
+                    **connect_options(settings),
                 ),
                 timeout=max(remaining, 0.5),
             )

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shards.router import parse_dsns
@@ -31,17 +40,43 @@ class Settings(BaseSettings):
     max_concurrent_workflow_tasks: int = Field(default=200, ge=1)
     shard_pool_size: int = Field(default=10, ge=1)
     startup_timeout_s: float = Field(default=30.0, gt=0)
+    # Production Temporal: TLS on when set (None: on only with an API key), a private CA,
+    # mTLS client certificate and key, or Temporal Cloud's API key (never logged).
+    temporal_tls: bool | None = None
+    temporal_tls_ca: FilePath | None = None
+    temporal_tls_cert: FilePath | None = None
+    temporal_tls_key: FilePath | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    # Worker observability; port 0 turns the endpoint off.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    health_port: int = Field(default=0, ge=0, le=65535)
+    otel_tracing: bool = False
 
     @field_validator("shard_dsns")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+        return self
+
     def dsn_list(self) -> list[str]:
         return parse_dsns(self.shard_dsns)
 
     def pool(self) -> PoolSettings:
         return PoolSettings(pool_size=self.shard_pool_size)
+
+
+def settings_problem(error: ValidationError) -> str:
+    """The first problem of unusable settings in one line, by environment name; no value is
+    repeated (it may be a secret)."""
+    problem = error.errors()[0]
+    name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+    return f"{name}: {problem['msg']}"
 
 
 class StackInfo(BaseModel):
