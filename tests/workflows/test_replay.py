@@ -1,10 +1,10 @@
 """Determinism: recorded histories of representative transfers replay through today's code.
 
 The histories in tests/histories/ are recorded by the tests that produce them (see
-`record_history` in conftest.py). After a deliberate, compatible change to TransferWorkflow,
-re-record them with:
+`record_history` in conftest.py). After a deliberate, compatible change to TransferWorkflow or
+PendingTransferWorkflow (`pending_*`), re-record them with:
 
-    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows
+    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows tests/pending
 
 and commit the files. A replay failure without such a change means the change is not
 replay-safe for running transfers: guard it with `workflow.patched(...)` instead.
@@ -19,6 +19,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -30,6 +31,10 @@ REPRESENTATIVE = {
     "cancelled",
     "refund_resolved",
     "invalid_input",
+    "pending_posted",
+    "pending_voided",
+    "pending_expired",
+    "pending_compensated",
 }
 
 
@@ -44,7 +49,10 @@ def load(path: Path) -> WorkflowHistory:
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
 async def test_history_replays(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TransferWorkflow, PendingTransferWorkflow],
+        data_converter=pydantic_data_converter,
+    )
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
