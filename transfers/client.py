@@ -408,9 +408,10 @@ def _workflow_type(request_type: type[TransferRequest]) -> str:
 
 
 def _summary_line(request: TransferRequest) -> str:
-    """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2'."""
+    """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2' ('hold 12.34 USD ...')."""
     amount = format_amount(request.amount, request.currency)
-    return f"{amount} {request.currency} {request.source_account_id} -> {request.target_account_id}"
+    line = f"{amount} {request.currency} {request.source_account_id} -> {request.target_account_id}"
+    return f"hold {line}" if isinstance(request, PendingTransferRequest) else line
 
 
 def _search_attributes(request: TransferRequest) -> TypedSearchAttributes:

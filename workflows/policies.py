@@ -1,4 +1,4 @@
-"""Named timeouts, retry policies and cancellation types for every call TransferWorkflow makes."""
+"""Named timeouts, retry policies and cancellation types for every call the workflows make."""
 
 from __future__ import annotations
 
