@@ -1,0 +1,185 @@
+"""Tracing transfers in the Temporal Web UI, in a real browser: the dev stack runs a completed and
+a compensated transfer through the CLI; headless Chromium (Debian's, driven by Playwright) finds
+each by its TransferStatus search attribute and shows its summary and its steps.
+
+Screenshots go to artifacts/webui/ (ignored by git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from shards.router import shard_index
+from tests.cli.conftest import run_cli
+from tests.support.dev_stack import dev_stack
+from transfers.settings import StackInfo
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parents[2] / "artifacts" / "webui"
+SHARDS = 2
+# Chromium as this machine runs it: no sandbox as root, no GPU, and no calls home (the network
+# is closed, and a refused connection at every start only slows it down).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UI_TIMEOUT_MS = 20_000
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is missing and `make browser` could not install it (it needs root and "
+    "apt-get: `apt-get install chromium`)",
+)
+
+
+def _on_shard(prefix: str, shard: int) -> str:
+    return next(f"{prefix}-{n}" for n in count() if shard_index(f"{prefix}-{n}", SHARDS) == shard)
+
+
+SOURCE, TARGET, CLOSED = _on_shard("alice", 0), _on_shard("bob", 1), _on_shard("closed", 1)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer the stack runs, and what the Web UI should show of it."""
+
+    transfer_id: str
+    target: str
+    amount: str
+    status: str
+    steps: tuple[str, ...]  # the activity summaries, as the timeline labels them
+
+    @property
+    def summary(self) -> str:
+        return f"{self.amount} USD {SOURCE} -> {self.target}"
+
+    @property
+    def workflow_id(self) -> str:
+        return f"transfer-{self.transfer_id}"
+
+
+COMPLETED = Transfer(
+    "t-completed",
+    TARGET,
+    "12.34",
+    "COMPLETED",
+    (f"debit 12.34 USD from {SOURCE}", f"credit 12.34 USD to {TARGET}"),
+)
+COMPENSATED = Transfer(  # the target is closed: its credit is refused, the debit refunded
+    "t-compensated",
+    CLOSED,
+    "5.00",
+    "COMPENSATED",
+    (
+        f"debit 5.00 USD from {SOURCE}",
+        f"credit 5.00 USD to {CLOSED}",
+        f"refund 5.00 USD to {SOURCE}",
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """A dev stack with SOURCE funded and both transfers run through the CLI."""
+    data_dir = tmp_path_factory.mktemp("webui") / "data"
+    with dev_stack(data_dir, SHARDS) as info:
+        cli = _cli(data_dir)
+        cli(
+            *(
+                ("accounts", "open", account, "--currency", "USD")
+                for account in (SOURCE, TARGET, CLOSED)
+            )
+        )
+        cli(("accounts", "deposit", SOURCE, "100.00"), ("accounts", "close", CLOSED))
+        transfers = (COMPLETED, COMPENSATED)
+        outcomes = cli(*(_submit(transfer) for transfer in transfers))
+        assert [outcome["status"] for outcome in outcomes] == [t.status for t in transfers]
+        yield info
+
+
+def _id(transfer: Transfer) -> str:
+    return transfer.transfer_id
+
+
+def _submit(transfer: Transfer) -> tuple[str, ...]:
+    route = ("--from", SOURCE, "--to", transfer.target, "--amount", transfer.amount)
+    return ("submit", "--id", transfer.transfer_id, *route)
+
+
+def _cli(data_dir: Path) -> Callable[..., list[Any]]:
+    """Runs `transfers ARGS --stack DATA_DIR --json` side by side, one subprocess per ARGS."""
+    environment = {"PATH": "/usr/bin:/bin"}  # nothing from this shell: the stack file decides
+
+    def run(*runs: tuple[str, ...]) -> list[Any]:
+        def one(args: tuple[str, ...]) -> Any:
+            command = (*args, "--stack", str(data_dir), "--json")
+            return run_cli(command, environment, data_dir.parent).json()
+
+        with ThreadPoolExecutor() as pool:
+            return list(pool.map(one, runs))
+
+    return run
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser: Browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        context = await browser.new_context(viewport={"width": 1600, "height": 1000})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        yield await context.new_page()
+        await browser.close()
+
+
+async def _list(page: Page, stack: StackInfo, status: str) -> None:
+    """The workflow list filtered by the UI's query on our search attribute."""
+    query = urllib.parse.quote(f'TransferStatus="{status}"')
+    await page.goto(f"{stack.ui_url}/namespaces/{stack.namespace}/workflows?query={query}")
+
+
+@pytest.mark.parametrize(
+    ("transfer", "other"), [(COMPLETED, COMPENSATED), (COMPENSATED, COMPLETED)], ids=_id
+)
+async def test_the_search_attribute_filter_finds_the_transfer(
+    stack: StackInfo, page: Page, transfer: Transfer, other: Transfer
+) -> None:
+    await _list(page, stack, transfer.status)
+
+    await expect(page.get_by_role("link", name=transfer.workflow_id)).to_be_visible()
+    await expect(page.get_by_role("link", name=other.workflow_id)).to_have_count(0)
+    await page.screenshot(path=ARTIFACTS / f"list-{transfer.status.lower()}.png")
+
+
+@pytest.mark.parametrize("transfer", [COMPLETED, COMPENSATED], ids=_id)
+async def test_each_transfer_shows_its_summary_and_steps(
+    stack: StackInfo, page: Page, transfer: Transfer
+) -> None:
+    await _list(page, stack, transfer.status)
+    await page.get_by_role("link", name=transfer.workflow_id).click()
+
+    await page.wait_for_url("**/timeline*")
+    for step in transfer.steps:  # each activity bar is labelled with its summary
+        await expect(page.get_by_text(step).first).to_be_visible()
+    await page.screenshot(path=ARTIFACTS / f"{transfer.transfer_id}-steps.png", full_page=True)
+    await page.get_by_test_id("user-metadata-tab").click()
+    # the UI renders the summary (markdown) in a sandboxed frame of its own
+    summary_frame = page.frame_locator("iframe").first
+    await expect(summary_frame.get_by_text(transfer.summary, exact=True)).to_be_visible()
+    await page.screenshot(path=ARTIFACTS / f"{transfer.transfer_id}-summary.png")
