@@ -35,12 +35,17 @@ async def test_hold_then_post_moves_the_money(
 
     while_held = await _funds(accounts, request)
     status = await transfers.status(request.transfer_id)
-    description = await client.get_workflow_handle(workflow_id(request.transfer_id)).describe()
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+    description = await handle.describe()
+    metadata = await handle.query("__temporal_workflow_metadata")
     posted = await transfers.post(request.transfer_id)
 
     assert while_held == (1_000, 600, 0)
     assert (status.status, status.step, status.expires_at is not None) == ("HELD", "held", True)
     assert description.typed_search_attributes.get(TRANSFER_STATUS) == "HELD"
+    summary = f"hold 4.00 USD {request.source_account_id} -> {request.target_account_id}"
+    assert await description.static_summary() == summary
+    assert "Held until" in metadata.current_details
     assert (posted.status, posted.error) == (TransferStatus.COMPLETED, None)
     assert [(e.kind, e.amount, e.balance_after) for e in posted.entries] == [
         ("capture", 400, 600),
