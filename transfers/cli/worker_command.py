@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 import worker
-from transfers.cli.common import StackOption, settings_from
+from transfers.cli.common import StackOption, exits_without_teardown, settings_from
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `transfers` app."""
 
     @app.command("worker")
+    @exits_without_teardown
     def worker_command(stack: StackOption = None) -> None:
         """Run transfer workflows and their ledger activities until Ctrl-C or SIGTERM."""
         settings = settings_from(stack)
