@@ -37,7 +37,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-UI_TIMEOUT_MS = 20_000
+UI_TIMEOUT_MS = 20_000  # the UI is slow to draw on a busy 2-core machine
+expect.set_options(timeout=UI_TIMEOUT_MS)  # expect() has its own default of 5 s
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
