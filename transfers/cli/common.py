@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from transfers.settings import Settings, StackFileError, load_settings
+from transfers.settings import Settings, StackFileError, load_settings, settings_problem
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -68,9 +68,7 @@ def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
     except StackFileError as error:
         fail(str(error), EXIT_BAD_INPUT, "StackFileError", as_json)
     except ValidationError as error:  # a malformed setting in the environment or .env
-        problem = error.errors()[0]
-        name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
-        fail(f"{name}: {problem['msg']}", EXIT_BAD_INPUT, "ConfigError", as_json)
+        fail(settings_problem(error), EXIT_BAD_INPUT, "ConfigError", as_json)
 
 
 def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
