@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from shards.compiled import Driver
 from shards.errors import InfrastructureError, LockTimeout, SerializationFailure, ShardUnavailable
@@ -97,25 +98,32 @@ class Shard:
     async def driver_transaction(self, *, snapshot: bool = False) -> AsyncIterator[Driver]:
         """Like `begin()`, on the pooled connection's psycopg driver (see shards.compiled)."""
         try:
-            async with self.engine.connect() as connection:
-                pooled = await connection.get_raw_connection()
-                driver = cast(Driver, pooled.driver_connection)
-                try:
-                    async with _isolated(driver, snapshot), driver.transaction():
-                        yield driver
-                except psycopg.Error as error:
-                    if driver.broken:  # keep a dead connection out of the pool
-                        await connection.invalidate()
-                    translated = translate_driver_error(error, self.name)
-                    if translated is None:
-                        raise
-                    raise translated from error
-        except DBAPIError as error:  # from the pool's connect
-            raise translate_error(error, self.name) from error
-        except PoolTimeout as error:
-            raise ShardUnavailable(f"{self.name}: no free connection: {error}") from error
-        except (OSError, TimeoutError) as error:
-            raise ShardUnavailable(f"{self.name} unreachable: {error}") from error
+            # The bare pooled connection: a Connection facade would cost more than the step's SQL.
+            pooled = await self.engine.raw_connection()
+        except (psycopg.Error, DBAPIError, PoolTimeout, OSError, TimeoutError) as error:
+            raise self._checkout_failure(error) from error
+        driver = cast(Driver, pooled.driver_connection)
+        try:
+            async with _isolated(driver, snapshot), driver.transaction():
+                yield driver
+        except psycopg.Error as error:
+            if driver.broken:  # keep a dead connection out of the pool
+                await greenlet_spawn(pooled.invalidate)
+            translated = translate_driver_error(error, self.name)
+            if translated is None:
+                raise
+            raise translated from error
+        finally:
+            await greenlet_spawn(pooled.close)  # back to the pool, through SQLAlchemy's bridge
+
+    def _checkout_failure(self, error: Exception) -> Exception:
+        if isinstance(error, DBAPIError):
+            return translate_error(error, self.name)
+        if isinstance(error, PoolTimeout):  # every pooled connection stayed busy for pool_timeout
+            return ShardUnavailable(f"{self.name}: no free connection: {error}")
+        if isinstance(error, psycopg.Error):
+            return translate_driver_error(error, self.name) or error
+        return ShardUnavailable(f"{self.name} unreachable: {error}")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

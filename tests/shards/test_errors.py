@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from shards.errors import InfrastructureError, ShardUnavailable
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import PoolSettings, Shard
+from tests.shards.support import NewId, open_funded
 from transfers.embedded_pg import free_port
 
 PASSWORD = "s3cret"
@@ -48,3 +50,36 @@ async def test_exhausted_pool_is_a_retryable_unavailable_shard(dsns: list[str]) 
                     pass
     finally:
         await shard.dispose()
+
+
+async def test_exhausted_pool_fails_a_step_as_an_unavailable_shard(dsns: list[str]) -> None:
+    shard = Shard(0, dsns[0], PoolSettings(pool_size=1, max_overflow=0, connect_timeout_s=1))
+    router = ShardRouter([shard])
+    try:
+        async with shard.begin():
+            with pytest.raises(ShardUnavailable):
+                await Ledger(router).debit("t-1", "acc-1", 10, "USD")
+    finally:
+        await router.dispose()
+
+
+async def test_a_killed_connection_fails_one_step_then_the_pool_recovers(
+    dsns: list[str], new_id: NewId
+) -> None:
+    shard = Shard(0, dsns[0], PoolSettings(pool_size=1, max_overflow=0))
+    router = ShardRouter([shard])  # one shard, one connection: every step reuses it
+    ledger = Ledger(router)
+    try:
+        account = await open_funded(ledger, new_id("acc"), 100)
+        async with shard.driver_transaction() as driver:
+            backend = driver.info.backend_pid
+        async with await psycopg.AsyncConnection.connect(dsns[0], autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+
+        with pytest.raises(ShardUnavailable):
+            await ledger.debit(new_id("t"), account, 10, "USD")
+        after = await ledger.debit(new_id("t"), account, 10, "USD")
+    finally:
+        await router.dispose()
+
+    assert after.balance_after == 90  # the failed step wrote nothing; the next one got through
