@@ -72,13 +72,11 @@ async def run_audit(router: ShardRouter) -> AuditReport:
     report = AuditReport()
     moves: dict[str, list[_Move]] = defaultdict(list)
     for shard in router.shards:
-        async with shard.engine.connect() as connection:
-            await connection.execution_options(isolation_level="REPEATABLE READ")
-            async with connection.begin():
-                report.accounts_by_shard[shard.index] = await _add_totals(connection, report)
-                report.account_mismatches.update(await _account_mismatches(connection))
-                for transfer_id, move in await _moves(connection):
-                    moves[transfer_id].append(move)
+        async with shard.begin(snapshot=True) as connection:
+            report.accounts_by_shard[shard.index] = await _add_totals(connection, report)
+            report.account_mismatches.update(await _account_mismatches(connection))
+            for transfer_id, move in await _moves(connection):
+                moves[transfer_id].append(move)
     for transfer_id, transfer_moves in moves.items():
         _check_transfer(report, transfer_id, transfer_moves)
     report.transfers_checked = len(moves)

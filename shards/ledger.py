@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql import Select
 
 from shards.changes import HoldRow
 from shards.errors import (
@@ -40,17 +42,28 @@ def _one(applied: Applied) -> StepResult:
     return applied.results[0]
 
 
-def _available_expression() -> Label[int]:
-    live = (
+def _account_views() -> Select[Any]:
+    """Accounts as users see them: `held` counts only holds unexpired by the shard's clock, so
+    held + available = balance even before a lapsed hold is folded out of the `held` column."""
+    live_held = cast(
         select(func.coalesce(func.sum(holds.c.amount), 0))
         .where(
             holds.c.account_id == accounts.c.account_id,
             holds.c.status == HoldStatus.ACTIVE,
             holds.c.expires_at > func.clock_timestamp(),
         )
-        .scalar_subquery()
+        .scalar_subquery(),
+        BigInteger,
     )
-    return cast(accounts.c.balance - live, BigInteger).label("available")
+    return select(
+        accounts.c.account_id,
+        accounts.c.currency,
+        accounts.c.balance,
+        live_held.label("held"),
+        (accounts.c.balance - live_held).label("available"),
+        accounts.c.status,
+        accounts.c.version,
+    )
 
 
 class Ledger:
@@ -90,15 +103,7 @@ class Ledger:
     async def get_account(self, account_id: str) -> AccountView:
         check_account_id(account_id)
         shard = self.router.shard_for(account_id)
-        query = select(
-            accounts.c.account_id,
-            accounts.c.currency,
-            accounts.c.balance,
-            accounts.c.held,
-            _available_expression(),
-            accounts.c.status,
-            accounts.c.version,
-        ).where(accounts.c.account_id == account_id)
+        query = _account_views().where(accounts.c.account_id == account_id)
         async with shard.begin() as connection:
             row = (await connection.execute(query)).first()
         if row is None:
@@ -106,19 +111,7 @@ class Ledger:
         return AccountView(**row._asdict(), shard=shard.index)
 
     async def list_accounts(self, limit: int = 1000) -> list[AccountView]:
-        query = (
-            select(
-                accounts.c.account_id,
-                accounts.c.currency,
-                accounts.c.balance,
-                accounts.c.held,
-                _available_expression(),
-                accounts.c.status,
-                accounts.c.version,
-            )
-            .order_by(accounts.c.account_id)
-            .limit(limit)
-        )
+        query = _account_views().order_by(accounts.c.account_id).limit(limit)
         views: list[AccountView] = []
         for shard in self.router.shards:
             async with shard.begin() as connection:

