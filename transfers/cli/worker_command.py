@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-import worker
 from transfers.cli.common import StackOption, exits_without_teardown, settings_from
 
 
@@ -15,6 +14,8 @@ def register(app: typer.Typer) -> None:
     @exits_without_teardown
     def worker_command(stack: StackOption = None) -> None:
         """Run transfer workflows and their ledger activities until Ctrl-C or SIGTERM."""
+        import worker  # the SDK's worker machinery: loaded only by the command that runs it
+
         settings = settings_from(stack)
         worker.configure_logging()
         raise typer.Exit(worker.serve(settings))
