@@ -1,4 +1,4 @@
-"""What a step decided to write, as data: the runner in shards.ledger applies it."""
+"""What a step decided to write, as data: shards.step_writes applies it."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Float,
     Select,
     Text,
     any_,
@@ -29,20 +28,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
 from shards.changes import Change, HoldRow, NewEntry, Posting, StepContext
 from shards.compiled import Compiled, Driver
-from shards.errors import HoldExpired
+from shards.hold_writes import release_lapsed, write_hold
 from shards.records import StepResult
-from shards.schema import EntryKind, HoldStatus, accounts, entries, holds
+from shards.schema import EntryKind, accounts, entries
 
 
 class Contended(Exception):
     """A concurrent writer got there first: read again and decide again."""
 
 
-ENTRY_COLUMNS = {
+_ENTRY_COLUMNS = {
     "transfer_id": Text,
     "kind": Text,
     "account_id": Text,
@@ -56,24 +54,6 @@ _LOCK_IN_ORDER = Compiled.of(
     .where(accounts.c.account_id == any_(bindparam("account_ids", type_=ARRAY(Text))))
     .order_by(accounts.c.account_id)
     .with_for_update()
-)
-
-_SWEEP = Compiled.of(
-    update(holds)
-    .where(
-        holds.c.transfer_id == any_(bindparam("transfer_ids", type_=ARRAY(Text))),
-        holds.c.status == HoldStatus.ACTIVE,
-    )
-    .values(status=HoldStatus.RELEASED, version=holds.c.version + 1, updated_at=func.now())
-)
-
-_HOLD_COLUMNS: tuple[ColumnElement[Any], ...] = (
-    holds.c.transfer_id,
-    holds.c.account_id,
-    holds.c.amount,
-    holds.c.status,
-    holds.c.expires_at,
-    (holds.c.expires_at <= func.clock_timestamp()).label("expired"),
 )
 
 
@@ -123,7 +103,7 @@ def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
         select(
             *(
                 bindparam(f"entry_{name}_{n}", type_=kind).label(name)
-                for name, kind in ENTRY_COLUMNS.items()
+                for name, kind in _ENTRY_COLUMNS.items()
             )
         )
         for n in range(new_entries)
@@ -131,42 +111,12 @@ def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
     new_rows = (rows[0] if new_entries == 1 else union_all(*rows)).subquery("new_entry")
     recorded = (
         insert(entries)
-        .from_select(list(ENTRY_COLUMNS), select(new_rows).where(posted_count == postings))
+        .from_select(list(_ENTRY_COLUMNS), select(new_rows).where(posted_count == postings))
         .returning(entries.c.entry_id)
         .cte("recorded")
     )
     recorded_count = select(func.count()).select_from(recorded).scalar_subquery()
     return Compiled.of(select(posted_count.label("posted"), recorded_count.label("recorded")))
-
-
-_HOLD_PLACED = Compiled.of(
-    insert(holds)
-    .values(
-        transfer_id=bindparam("transfer_id", type_=Text),
-        account_id=bindparam("account_id", type_=Text),
-        amount=bindparam("amount", type_=BigInteger),
-        expires_at=func.clock_timestamp()
-        + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("ttl_s", type_=Float)),
-    )
-    .returning(*_HOLD_COLUMNS)
-)
-_HOLD_MOVED = (
-    update(holds)
-    .where(
-        holds.c.transfer_id == bindparam("transfer_id", type_=Text),
-        holds.c.status == HoldStatus.ACTIVE,
-    )
-    .values(
-        status=bindparam("status", type_=Text),
-        version=holds.c.version + 1,
-        updated_at=func.now(),
-    )
-    .returning(*_HOLD_COLUMNS)
-)
-_HOLD_TRANSITIONS = {
-    False: Compiled.of(_HOLD_MOVED),
-    True: Compiled.of(_HOLD_MOVED.where(holds.c.expires_at > func.clock_timestamp())),
-}
 
 
 async def write_change(
@@ -185,9 +135,10 @@ async def write_change(
     )
     if (written.posted, written.recorded) != (len(postings), len(new_entries)):
         raise Contended
-    if swept:
-        await _sweep(connection, [entry.transfer_id or "" for entry in swept])
-    hold = await _write_hold(connection, context.transfer_id, change)
+    lapsed = [gone.transfer_id for posting in postings for gone in posting.state.lapsed]
+    if lapsed and await release_lapsed(connection, lapsed) != len(lapsed):
+        raise Contended  # released by someone else since the read
+    hold = await write_hold(connection, context.transfer_id, change)
     return _results(context.transfer_id, new_entries), hold
 
 
@@ -216,7 +167,7 @@ def _parameters(
 
 def _lapsed_releases(posting: Posting) -> list[NewEntry]:
     """The release entries of the holds that lapsed by the database clock: the posting folds
-    them out of `held` (posting.held excludes them already) and _sweep marks them released."""
+    them out of `held` (posting.held excludes them already) and release_lapsed marks them."""
     return [
         NewEntry(
             EntryKind.RELEASE,
@@ -229,11 +180,6 @@ def _lapsed_releases(posting: Posting) -> list[NewEntry]:
     ]
 
 
-async def _sweep(connection: Driver, transfer_ids: list[str]) -> None:
-    if await _SWEEP.run(connection, transfer_ids=transfer_ids) != len(transfer_ids):
-        raise Contended  # released by someone else since the read
-
-
 def _results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepResult, ...]:
     """The step's own entries (not the releases of other transfers' lapsed holds)."""
     return tuple(
@@ -243,26 +189,3 @@ def _results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepResult,
         for e in new_entries
         if (e.transfer_id or transfer_id) == transfer_id
     )
-
-
-async def _write_hold(connection: Driver, transfer_id: str, change: Change) -> HoldRow | None:
-    if change.new_hold is not None:
-        new = change.new_hold
-        (placed,) = await _HOLD_PLACED.objects(
-            connection,
-            HoldRow,
-            transfer_id=transfer_id,
-            account_id=new.account_id,
-            amount=new.amount,
-            ttl_s=new.ttl_s,
-        )
-        return placed
-    if change.hold_transition is None:
-        return None
-    transition = change.hold_transition
-    moved = await _HOLD_TRANSITIONS[transition.while_unexpired].objects(
-        connection, HoldRow, transfer_id=transfer_id, status=transition.status
-    )
-    if not moved:  # the account lock kept the status: only the clock can have moved
-        raise HoldExpired(f"the hold of transfer {transfer_id} expired while it was being captured")
-    return moved[0]
