@@ -7,6 +7,7 @@ import typer
 from transfers.cli import (
     accounts,
     bench,
+    chaos,
     db,
     dev,
     pending_commands,
@@ -21,7 +22,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (db, accounts, transfer_commands, pending_commands, dev, worker_command, bench):
+for module in (
+    db,
+    accounts,
+    transfer_commands,
+    pending_commands,
+    dev,
+    worker_command,
+    bench,
+    chaos,
+):
     module.register(app)
 
 

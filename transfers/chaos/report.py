@@ -1,0 +1,144 @@
+"""The outcome of a chaos run: a table for people, one JSON object for scripts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from transfers.chaos.duplicates import DuplicateTally
+from transfers.chaos.faults import InjectedFault
+from transfers.chaos.invariants import Violation
+from transfers.chaos.schedule import Fault, FaultKind
+
+SHOWN_VIOLATIONS = 50
+
+
+@dataclass(frozen=True)
+class ChaosReport:
+    seed: int
+    duration_s: float
+    shard_count: int
+    accounts: int
+    schedule: list[Fault]
+    injected: list[InjectedFault]
+    submitted: int
+    by_status: Counter[str]  # final status -> transfers
+    duplicates: DuplicateTally
+    client_retries: int
+    worker_restarts: int  # by the supervisor, after a worker exited by itself
+    checks: dict[str, list[Violation]]
+    startup_s: float
+    quiescence_s: float
+    wall_s: float
+    data_dir: str | None  # kept for a look at the logs, else None
+
+    @property
+    def violations(self) -> int:
+        return sum(map(len, self.checks.values()))
+
+    @property
+    def faults(self) -> dict[str, int]:
+        """Fault kind -> how many were injected (every kind listed)."""
+        injected = Counter(done.fault.kind for done in self.injected)
+        return {kind.value: injected[kind] for kind in FaultKind}
+
+    @property
+    def unfinished(self) -> int:
+        return self.submitted - sum(self.by_status.values())
+
+    def as_json(self) -> dict[str, Any]:
+        details = [vars(v) for found in self.checks.values() for v in found]
+        return {
+            "seed": self.seed,
+            "duration_s": self.duration_s,
+            "shards": self.shard_count,
+            "accounts": self.accounts,
+            "transfers": {
+                "submitted": self.submitted,
+                "by_status": dict(sorted(self.by_status.items())),
+                "unfinished": self.unfinished,
+            },
+            "faults": self.faults,
+            "fault_log": [_fault_json(done) for done in self.injected],
+            "schedule": [fault.as_json() for fault in self.schedule],
+            "duplicates": {
+                "joined": self.duplicates.joined,
+                "refused": self.duplicates.refused,
+                "unanswered": self.duplicates.unanswered,
+            },
+            "checks": {name: len(found) for name, found in self.checks.items()},
+            "violations": self.violations,
+            "violation_details": details[:SHOWN_VIOLATIONS],
+            "client_retries": self.client_retries,
+            "worker_restarts": self.worker_restarts,
+            "startup_s": round(self.startup_s, 1),
+            "quiescence_s": round(self.quiescence_s, 1),
+            "wall_s": round(self.wall_s, 1),
+            "data_dir": self.data_dir,
+        }
+
+    def render(self, console: Console) -> None:
+        console.print(
+            f"[bold]chaos run[/]: seed {self.seed}, {self.duration_s:g}s of traffic, "
+            f"{self.shard_count} shards, {self.accounts} accounts",
+            highlight=False,
+        )
+        console.print(self._transfers_table(), self._faults_table(), self._checks_table())
+        duplicates = self.duplicates
+        console.print(
+            f"quiescence {self.quiescence_s:.1f}s after the traffic stopped; start-up "
+            f"{self.startup_s:.1f}s; wall {self.wall_s:.1f}s; client retries "
+            f"{self.client_retries}; worker restarts by the supervisor {self.worker_restarts}; "
+            f"duplicates {duplicates.joined} joined, {duplicates.refused} refused, "
+            f"{duplicates.unanswered} unanswered",
+            highlight=False,
+        )
+        for found in self.checks.values():
+            for violation in found[:SHOWN_VIOLATIONS]:
+                console.print(
+                    f"[red]{violation.check}[/] {violation.subject}: {violation.detail}",
+                    highlight=False,
+                )
+        if self.data_dir:
+            console.print(f"data and logs kept in {self.data_dir}", highlight=False)
+        verdict = "[green]0 violations[/]" if not self.violations else "[red]VIOLATIONS[/]"
+        console.print(f"verdict: {verdict}")
+
+    def _transfers_table(self) -> Table:
+        table = Table("final state", "transfers", title="transfers")
+        for status, number in sorted(self.by_status.items()):
+            table.add_row(status, str(number))
+        table.add_row("[bold]submitted[/]", str(self.submitted))
+        table.add_row("not final", _flag(self.unfinished))
+        return table
+
+    def _faults_table(self) -> Table:
+        table = Table("fault", "injected", "at (s after traffic began)", title="faults")
+        for kind, number in self.faults.items():
+            when = [f"{done.started_s:.0f}" for done in self.injected if done.fault.kind == kind]
+            table.add_row(kind, str(number), " ".join(when))
+        return table
+
+    def _checks_table(self) -> Table:
+        table = Table("invariant", "violations", title="invariants")
+        for name, found in self.checks.items():
+            table.add_row(name, _flag(len(found)))
+        table.add_row("[bold]total[/]", _flag(self.violations))
+        return table
+
+
+def _flag(number: int) -> str:
+    return f"[green]{number}[/]" if number == 0 else f"[red]{number}[/]"
+
+
+def _fault_json(done: InjectedFault) -> dict[str, Any]:
+    return {
+        **done.fault.as_json(),
+        "started_s": round(done.started_s, 1),
+        "ended_s": round(done.ended_s, 1),
+        "note": done.note,
+    }
