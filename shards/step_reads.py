@@ -10,11 +10,11 @@ fresh read; under `optimistic` every read of the attempt shares one snapshot ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Text, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Text, bindparam, func, select
 
 from shards.account_state import AccountState, LapsedHold
 from shards.changes import HoldRow, PriorEntry, StepContext
@@ -22,7 +22,6 @@ from shards.compiled import Compiled, Driver
 from shards.schema import HoldStatus, accounts, entries, holds
 
 TRANSFER_ID = bindparam("transfer_id", type_=Text)
-ACCOUNT_IDS = bindparam("account_ids", type_=ARRAY(Text))
 
 
 @dataclass(frozen=True)
@@ -56,26 +55,31 @@ class _AccountWithEntry:
         )
 
 
-_ACCOUNTS_WITH_ENTRIES = (
-    select(
-        accounts.c.account_id,
-        accounts.c.currency,
-        accounts.c.balance,
-        accounts.c.held,
-        accounts.c.status,
-        accounts.c.version,
-        entries.c.kind,
-        entries.c.account_id.label("entry_account_id"),
-        entries.c.amount,
-        entries.c.marker,
-        entries.c.balance_after,
+@functools.cache
+def _accounts_with_entries(accounts_read: int, *, lock: bool) -> Compiled:
+    """The first statement for a step on `accounts_read` accounts (one, or two within a shard);
+    one scalar parameter per account costs psycopg far less than an array would."""
+    ids = [bindparam(f"account_id_{n}", type_=Text) for n in range(accounts_read)]
+    query = (
+        select(
+            accounts.c.account_id,
+            accounts.c.currency,
+            accounts.c.balance,
+            accounts.c.held,
+            accounts.c.status,
+            accounts.c.version,
+            entries.c.kind,
+            entries.c.account_id.label("entry_account_id"),
+            entries.c.amount,
+            entries.c.marker,
+            entries.c.balance_after,
+        )
+        .select_from(accounts.outerjoin(entries, entries.c.transfer_id == TRANSFER_ID))
+        .where(accounts.c.account_id.in_(ids))
+        .order_by(accounts.c.account_id)  # row locks are taken in this order: no deadlock
     )
-    .select_from(accounts.outerjoin(entries, entries.c.transfer_id == TRANSFER_ID))
-    .where(accounts.c.account_id == any_(ACCOUNT_IDS))
-    .order_by(accounts.c.account_id)  # row locks are taken in this order: no deadlock
-)
-_READ = Compiled.of(_ACCOUNTS_WITH_ENTRIES)
-_READ_LOCKED = Compiled.of(_ACCOUNTS_WITH_ENTRIES.with_for_update(of=accounts))
+    return Compiled.of(query.with_for_update(of=accounts) if lock else query)
+
 
 _PRIOR = Compiled.of(
     select(
@@ -116,11 +120,12 @@ async def read_context(
     with_hold: bool,
 ) -> StepContext:
     """The step's inputs; `lock` takes the account rows' locks first (pessimistic)."""
-    rows = await (_READ_LOCKED if lock else _READ).objects(
+    ids = sorted(set(account_ids))
+    rows = await _accounts_with_entries(len(ids), lock=lock).objects(
         connection,
         _AccountWithEntry,
         transfer_id=transfer_id,
-        account_ids=sorted(set(account_ids)),
+        **{f"account_id_{n}": account_id for n, account_id in enumerate(ids)},
     )
     states: dict[str, AccountState | None] = dict.fromkeys(account_ids)
     prior: dict[str, PriorEntry] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from sqlalchemy.util import greenlet_spawn
 
 from shards.errors import InfrastructureError, ShardUnavailable
 from shards.ledger import Ledger
@@ -83,3 +84,21 @@ async def test_a_killed_connection_fails_one_step_then_the_pool_recovers(
         await router.dispose()
 
     assert after.balance_after == 90  # the failed step wrote nothing; the next one got through
+
+
+async def test_a_connection_returned_mid_transaction_is_rolled_back(
+    router: ShardRouter, new_id: NewId
+) -> None:
+    # The pool skips its blanket ROLLBACK on return for speed; a connection that comes back
+    # with a transaction still open must still never carry those writes into the next user.
+    ledger = Ledger(router)
+    account = await open_funded(ledger, new_id("acc"), 100)
+    shard = router.shard_for(account)
+    pooled = await shard.engine.raw_connection()
+    driver = pooled.driver_connection
+    assert driver is not None
+    await driver.execute("UPDATE accounts SET balance = 0 WHERE account_id = %s", (account,))
+    await greenlet_spawn(pooled.close)  # handed back without COMMIT or ROLLBACK
+
+    assert (await ledger.get_account(account)).balance == 100
+    assert (await ledger.debit(new_id("t"), account, 30, "USD")).balance_after == 70
