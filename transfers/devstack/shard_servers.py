@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 from shards.migrate import upgrade
 from transfers.devstack.ports import stable_port
@@ -28,21 +29,36 @@ def shard_servers(data_dir: Path, count: int) -> list[EmbeddedPostgres]:
     return servers
 
 
+PORT_ATTEMPTS = 3
+
+
 def _start(index: int, server: EmbeddedPostgres) -> None:
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        output = (error.stderr or b"").decode(errors="replace").strip()
-        raise StackError(
-            f"shard {index} (PostgreSQL, port {server.port}) did not start: {output}\n"
-            f"last lines of {server.data_dir / 'server.log'}:\n"
-            + log_tail(server.data_dir / "server.log")
-        ) from None
+    """Start one shard; a port taken between our check and PostgreSQL's bind moves it to another."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            server.start()
+            return
+        except subprocess.CalledProcessError as error:
+            lost_port = "Address already in use" in log_tail(server.data_dir / "server.log")
+            if lost_port and attempt < PORT_ATTEMPTS:
+                server.port = free_port()
+                continue
+            _fail_start(index, server, error)
+
+
+def _fail_start(
+    index: int, server: EmbeddedPostgres, error: subprocess.CalledProcessError
+) -> NoReturn:
+    output = (error.stderr or b"").decode(errors="replace").strip()
+    raise StackError(
+        f"shard {index} (PostgreSQL, port {server.port}) did not start: {output}\n"
+        f"last lines of {server.data_dir / 'server.log'}:\n"
+        + log_tail(server.data_dir / "server.log")
+    ) from None
 
 
 async def start_and_migrate(servers: list[EmbeddedPostgres]) -> None:
-    """Start and migrate the shards one by one: EmbeddedPostgres opens up the permissions of the
-    whole shards folder while it prepares one server, which would break a sibling's start."""
+    """Start and migrate the shards one by one (2 cores: parallel starts gain little)."""
     for index, server in enumerate(servers):
         await asyncio.to_thread(_start, index, server)
         try:
