@@ -1,9 +1,8 @@
 """`transfers bench shards`: debit+credit pairs across shards, through the Ledger and as plain SQL.
 
 A pair debits a source account on its shard, then credits a target account on another shard,
-each step its own transaction, as the saga does. `uniform` draws both accounts at random; `hot`
-debits one account every time. Each scenario runs as the plain psycopg loop first (the yardstick),
-then through the Ledger under each lock strategy.
+each step its own transaction, as the saga does. Each scenario runs as the plain psycopg loop (the
+yardstick) and through the Ledger under each lock strategy, the runs interleaved in rounds.
 """
 
 from __future__ import annotations
@@ -11,32 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import random
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import insert
 
 from shards.errors import BusinessError, InfrastructureError
 from shards.ledger import Ledger
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
 from shards.runner import LockStrategy
-from shards.schema import EntryKind, accounts, entries
+from shards.schema import EntryKind
 from transfers.bench import Measurement, Operation, Sample, measure
 from transfers.bench.plain_loop import PlainLoop
+from transfers.bench.workload import CURRENCY, SCENARIOS, Workload, seed
 from transfers.embedded_pg import EmbeddedPostgres, free_port
 
-CURRENCY = "XTS"  # ISO 4217's code for testing: bench money never mixes with real money
-FUNDING = 10**15  # per account: no debit of the run can be refused for funds
-SCENARIOS = ("uniform", "hot")
 PLAIN = "plain"
 STRATEGIES: tuple[str, ...] = (PLAIN, *(strategy.value for strategy in LockStrategy))
-SEED_BATCH = 2_000
 CREDIT_ATTEMPTS = 10
 
 Progress = Callable[[str, str, int], None]
@@ -74,63 +66,8 @@ class ScenarioResult:
         }
 
 
-class Workload:
-    """The bench's accounts, and which pair of them each scenario moves money between."""
-
-    def __init__(self, router: ShardRouter, account_count: int) -> None:
-        if len(router.shards) < 2:
-            raise ValueError("the shard bench moves money across shards: give at least two")
-        run = uuid.uuid4().hex[:8]
-        self.accounts = [f"bench-{run}-{number}" for number in range(account_count)]
-        self.hot = f"bench-{run}-hot"
-        self.by_shard: list[list[str]] = [[] for _ in router.shards]
-        for account_id in [*self.accounts, self.hot]:
-            self.by_shard[router.index_for(account_id)].append(account_id)
-        self.router = router
-        self.prefix = f"b{run}"
-        self.random = random.Random()  # noqa: S311 (picks accounts, guards nothing)
-        filled = [index for index, ids in enumerate(self.by_shard) if ids]
-        self.other_shards = [
-            [other for other in filled if other != own] for own in range(len(self.by_shard))
-        ]
-
-    def pair(self, scenario: str) -> tuple[str, str, int]:
-        """(source, target on another shard, amount)."""
-        source = self.hot if scenario == "hot" else self.random.choice(self.accounts)
-        target_shard = self.random.choice(self.other_shards[self.router.index_for(source)])
-        target = self.random.choice(self.by_shard[target_shard])
-        return source, target, self.random.randint(1, 100)
-
-
-async def seed(workload: Workload) -> None:
-    """Open and fund every bench account in bulk, with the deposit entries the audit expects."""
-    for shard, ids in zip(workload.router.shards, workload.by_shard, strict=True):
-        for start in range(0, len(ids), SEED_BATCH):
-            batch = ids[start : start + SEED_BATCH]
-            async with shard.begin() as connection:
-                await connection.execute(
-                    insert(accounts),
-                    [
-                        {"account_id": id_, "currency": CURRENCY, "balance": FUNDING}
-                        for id_ in batch
-                    ],
-                )
-                await connection.execute(insert(entries), [_funding(id_) for id_ in batch])
-
-
-def _funding(account_id: str) -> dict[str, object]:
-    return {
-        "transfer_id": f"fund-{account_id}",
-        "kind": EntryKind.DEPOSIT,
-        "account_id": account_id,
-        "amount": FUNDING,
-        "balance_after": FUNDING,
-    }
-
-
 def ledger_pairs(ledger: Ledger, workload: Workload, scenario: str) -> Operation:
     prefix = f"{workload.prefix}-{scenario[0]}-{ledger.strategy.value[:3]}"
-
     numbers = itertools.count()
 
     async def pair(_worker: int) -> bool:
@@ -153,7 +90,6 @@ def ledger_pairs(ledger: Ledger, workload: Workload, scenario: str) -> Operation
 
 def plain_pairs(plain: PlainLoop, workload: Workload, scenario: str) -> Operation:
     prefix = f"{workload.prefix}-{scenario[0]}-{PLAIN}"
-
     numbers = itertools.count()
 
     async def pair(worker: int) -> bool:
