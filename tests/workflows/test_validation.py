@@ -19,8 +19,27 @@ from tests.workflows.conftest import Accounts, record_history
     [
         ({"amount": 0}, "greater than 0"),
         ({"target_account_id": "SOURCE"}, "source and target must be different accounts"),
+        ({"amount": -100}, "greater than 0"),
+        ({"amount": 1.5}, "valid integer"),
+        ({"amount": "1e9"}, "valid integer"),
+        ({"amount": 2**63}, "less than or equal to 9223372036854775807"),
+        ({"currency": "usd"}, "should match pattern"),
+        ({"target_account_id": "x'; DROP TABLE accounts; --"}, "should match pattern"),
+        ({"admin": True}, "Extra inputs are not permitted"),
+        ({"currency": None}, "valid string"),
     ],
-    ids=["zero-amount", "same-account"],
+    ids=[
+        "zero-amount",
+        "same-account",
+        "negative-amount",
+        "fractional-amount",
+        "amount-as-text",
+        "amount-beyond-bigint",
+        "lower-case-currency",
+        "sql-in-account-id",
+        "unknown-field",
+        "missing-currency",
+    ],
 )
 async def test_raw_json_that_fails_validation_fails_the_workflow(
     client: Client,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from shards.migrate import upgrade
-from shards.shard import redact
+from shards.shard import redact, sqlalchemy_url
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -37,6 +37,11 @@ def upgrade_command(
         dsns = settings.dsn_list()
     except ValueError as error:
         fail(str(error), EXIT_BAD_INPUT, "ConfigError", as_json)
+    try:
+        for dsn in dsns:  # every DSN parsed before the first shard is migrated
+            sqlalchemy_url(dsn)
+    except (ValueError, ArgumentError) as error:  # the message names a part, never the DSN
+        fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
     if shard is not None:
         if not 0 <= shard < len(dsns):
             fail(
@@ -49,7 +54,9 @@ def upgrade_command(
     for dsn in dsns:
         try:
             done[redact(dsn)] = upgrade(dsn, revision)
-        except OperationalError as error:
+        except (ValueError, ArgumentError) as error:  # a connection option only the driver reads
+            fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
+        except DBAPIError as error:  # unreachable, refused, or not allowed to migrate
             reason = str(error.orig).strip().splitlines()[0] if error.orig else "unreachable"
             fail(f"cannot migrate {redact(dsn)}: {reason}", as_json=as_json)
 

@@ -1,0 +1,76 @@
+"""Bad input is refused with a specific message, the documented exit code, no traceback, and
+nothing written: a fingerprint of every shard taken before and after proves the last part."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from shards import schema
+from shards.router import ShardRouter
+from tests.cli.conftest import CliResult, run_cli
+
+Fingerprint = tuple[tuple[int, ...], ...]
+
+
+async def fingerprint(router: ShardRouter, *, markers: bool = True) -> Fingerprint:
+    """Per shard: accounts (count, balances, held, versions), entries and holds counted.
+
+    `markers=False` leaves out marker entries: a refused transfer records one on purpose (so a
+    resubmission after Temporal's retention is refused too), and it moves no money.
+    """
+    account_sums = select(
+        func.count(),
+        func.coalesce(func.sum(schema.accounts.c.balance), 0),
+        func.coalesce(func.sum(schema.accounts.c.held), 0),
+        func.coalesce(func.sum(schema.accounts.c.version), 0),
+    )
+    entry_count = select(func.count()).select_from(schema.entries)
+    if not markers:
+        entry_count = entry_count.where(~schema.entries.c.marker)
+    hold_count = select(func.count()).select_from(schema.holds)
+    shards = []
+    for shard in router.shards:
+        async with shard.begin() as connection:
+            sums = (await connection.execute(account_sums)).one()
+            counts = [(await connection.execute(q)).scalar_one() for q in (entry_count, hold_count)]
+        shards.append((*(int(value) for value in sums), *counts))
+    return tuple(shards)
+
+
+@dataclass(frozen=True)
+class CliCase:
+    """One command line, what it must say (a regex on its one error line) and its exit code."""
+
+    args: tuple[str, ...]
+    message: str
+    exit_code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def run_cases(cases: dict[str, CliCase], env: dict[str, str], cwd: Path) -> dict[str, CliResult]:
+    """Every case in its own process, four at a time: each spends most of its time starting."""
+
+    def one(case: CliCase) -> CliResult:
+        return run_cli(case.args, {**env, **case.env}, cwd)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(cases, pool.map(one, cases.values()), strict=True))
+
+
+def assert_refused(result: CliResult, case: CliCase) -> None:
+    """The case's exit code, no traceback, and its message: the one error line, or with
+    --json the error object on stdout."""
+    assert result.exit_code == case.exit_code, result
+    assert "Traceback" not in result.stderr, result.stderr
+    if "--json" in case.args:
+        message = result.json()["error"]["message"]
+    else:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        message = lines[0]
+    assert re.search(case.message, message), message

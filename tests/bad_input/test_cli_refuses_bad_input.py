@@ -1,0 +1,173 @@
+"""The CLI refuses malformed input with exit 2 and a failed operation with exit 1, one line
+each, and writes nothing. Temporal is a dead port here: every exit-2 case is decided before a
+server is asked anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shards.router import ShardRouter
+from tests.bad_input.conftest import CliCase, Fingerprint, assert_refused, fingerprint, run_cases
+from tests.cli.conftest import CliResult
+from transfers.embedded_pg import free_port
+
+SUBMIT = ("submit", "--from", "acc-a", "--to", "acc-b", "--currency", "USD")
+NOT_DECIMAL = r"is not a plain decimal number like 12\.34"
+BAD_ID = r"must be 1-64 characters of A-Z a-z 0-9 _ \. : -"
+
+
+def _submit(*changes: str, amount: str = "1.00") -> tuple[str, ...]:
+    """`transfers submit` of SUBMIT with some options given other values (the last one wins)."""
+    return (*SUBMIT, "--amount", amount, *changes)
+
+
+CASES: dict[str, CliCase] = {
+    # amounts
+    "amount zero": CliCase(_submit(amount="0"), r"amount 0 must be positive"),
+    "amount negative": CliCase(_submit(amount="-5"), rf"'-5' {NOT_DECIMAL}"),
+    "amount NaN": CliCase(_submit(amount="NaN"), rf"'NaN' {NOT_DECIMAL}"),
+    "amount exponent": CliCase(_submit(amount="1e9"), rf"'1e9' {NOT_DECIMAL}"),
+    "amount empty": CliCase(_submit(amount=""), rf"'' {NOT_DECIMAL}"),
+    "amount too precise": CliCase(_submit(amount="12.345"), r"has 3 decimals; USD allows 2"),
+    "amount yen decimals": CliCase(
+        _submit("--currency", "JPY", amount="1.5"), r"has 1 decimals; JPY allows 0"
+    ),
+    "amount beyond BIGINT": CliCase(
+        _submit(amount="92233720368547758.08"), r"92233720368547758\.08 USD is too large to store"
+    ),
+    # currencies
+    "currency unknown": CliCase(_submit("--currency", "ZZZ"), r"currency ZZZ is not supported"),
+    "currency short": CliCase(
+        _submit("--currency", "US"), r"currency 'US' must be an ISO 4217 code of 3 capital"
+    ),
+    "currency symbol": CliCase(_submit("--currency", "U$D"), r"currency 'U\$D' must be an ISO"),
+    # account and transfer ids
+    "account id empty": CliCase(_submit("--from", ""), rf"account id '' {BAD_ID}"),
+    "account id 65 chars": CliCase(_submit("--from", "a" * 65), rf"account id 'a{{65}}' {BAD_ID}"),
+    "account id SQL": CliCase(
+        _submit("--to", "x'; DROP TABLE accounts; --"),
+        rf"""account id "x'; DROP TABLE accounts; --" {BAD_ID}""",
+    ),
+    "account id unicode": CliCase(_submit("--from", "konto-ö"), rf"account id 'konto-ö' {BAD_ID}"),
+    # an escape sequence is shown as text, never sent to the terminal
+    "account id control chars": CliCase(
+        _submit("--from", "acc\x1b[2J\n"), rf"account id 'acc\\x1b\[2J\\n' {BAD_ID}"
+    ),
+    "same source and target": CliCase(
+        _submit("--to", "acc-a"), r"--from and --to must be different accounts"
+    ),
+    "transfer id with spaces": CliCase(
+        _submit("--id", "no spaces"), rf"transfer id 'no spaces' {BAD_ID}"
+    ),
+    "memo too long": CliCase(
+        _submit("--memo", "m" * 201), r"memo: String should have at most 200 characters"
+    ),
+    # holds
+    "pending without timeout": CliCase(
+        _submit("--pending"), r"--pending and --timeout go together"
+    ),
+    "hold timeout zero": CliCase(
+        _submit("--pending", "--timeout", "0s"), r"timeout 0s must be above 0 and at most 30d"
+    ),
+    "hold timeout 31 days": CliCase(
+        _submit("--pending", "--timeout", "31d"), r"timeout 31d must be above 0 and at most 30d"
+    ),
+    "hold timeout in words": CliCase(
+        _submit("--pending", "--timeout", "ten minutes"), r"'ten minutes' is not a duration"
+    ),
+    # other commands
+    "open with SQL id": CliCase(
+        ("accounts", "open", "x'; DROP TABLE accounts; --", "--currency", "USD"),
+        rf"""account id "x'; DROP TABLE accounts; --" {BAD_ID}""",
+    ),
+    "list unknown status": CliCase(("list", "--status", "SOMEWHERE"), r"--status SOMEWHERE is not"),
+    "migrate missing shard": CliCase(
+        ("db", "upgrade", "--shard", "9"), r"--shard 9 is out of range: 3 shards configured"
+    ),
+    "chaos too short": CliCase(("chaos", "--duration", "10s"), r"needs at least 75s"),
+    "chaos duration in words": CliCase(
+        ("chaos", "--duration", "soon"), r"--duration soon is not a duration"
+    ),
+    # settings
+    "SHARD_DSNS not a DSN": CliCase(
+        ("accounts", "list"), r"SHARD_DSNS: ", env={"SHARD_DSNS": "not a dsn"}
+    ),
+    "SHARD_DSNS not PostgreSQL": CliCase(
+        ("accounts", "list"),
+        r"not a PostgreSQL DSN: mysql://ledger:\*\*\*@db/ledger",
+        env={"SHARD_DSNS": "mysql://ledger:pw-secret@db/ledger"},
+    ),
+    "SHARD_DSNS empty": CliCase(
+        ("db", "upgrade"), r"SHARD_DSNS is empty", env={"SHARD_DSNS": " , "}
+    ),
+    # `db upgrade` parsed no DSN before it migrated the first shard: a traceback, exit 1
+    "migrate with an unparsable DSN": CliCase(
+        ("db", "upgrade", "--json"),
+        r"SHARD_DSNS: invalid literal for int\(\) with base 10: 'port'",
+        env={"SHARD_DSNS": "postgresql://ledger:pw-secret@db:port/ledger"},
+    ),
+    "migrate with a bad port option": CliCase(
+        ("db", "upgrade"),
+        r"SHARD_DSNS: Received non-integer port arguments",
+        env={"SHARD_DSNS": "postgresql://ledger:pw-secret@db/ledger?port=none"},
+    ),
+    "LOCK_STRATEGY unknown": CliCase(
+        ("accounts", "list"), r"LOCK_STRATEGY: Input should be", env={"LOCK_STRATEGY": "hopeful"}
+    ),
+    # failed operations: exit 1
+    "shard unreachable": CliCase(
+        ("audit", "--json"),
+        r"shard-0 unavailable",
+        exit_code=1,
+        env={"SHARD_DSNS": "postgresql://transfers:pw-secret@127.0.0.1:1/ledger"},
+    ),
+    "Temporal unreachable": CliCase(
+        ("status", "t-1"), r"Temporal at 127\.0\.0\.1:\d+ is unreachable", exit_code=1
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+async def outcomes(
+    dsns: list[str], router: ShardRouter, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, CliResult], Fingerprint, Fingerprint]:
+    """Every case run once, side by side, between two fingerprints of the shards."""
+    env = {
+        **os.environ,
+        "SHARD_DSNS": ",".join(dsns),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    before = await fingerprint(router)
+    results = run_cases(CASES, env, tmp_path_factory.mktemp("cli"))
+    return results, before, await fingerprint(router)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_refused_with_its_message_and_exit_code(
+    outcomes: tuple[dict[str, CliResult], Fingerprint, Fingerprint], case: str
+) -> None:
+    results, before, after = outcomes
+    assert_refused(results[case], CASES[case])
+    assert "pw-secret" not in results[case].stdout + results[case].stderr
+    assert after == before  # nothing written by any case
+
+
+def test_a_garbage_stack_file_is_bad_input(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "stack.json").write_text('{"temporal_address": 7, "shard_dsns": []}')
+    cases = {
+        "garbage": CliCase(("accounts", "list", "--stack", str(stack)), r"not a valid stack file"),
+        "missing": CliCase(
+            ("audit", "--stack", str(tmp_path / "nowhere")), r"is `transfers dev` running\?"
+        ),
+        "chaos into a used dir": CliCase(
+            ("chaos", "--data-dir", str(stack)), r"--data-dir .* is not empty"
+        ),
+    }
+    results = run_cases(cases, dict(os.environ), tmp_path)
+    for name, case in cases.items():
+        assert_refused(results[name], case)
