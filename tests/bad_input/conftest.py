@@ -7,6 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import func, select
 
@@ -15,6 +16,7 @@ from shards.router import ShardRouter
 from tests.cli.conftest import CliResult, run_cli
 
 Fingerprint = tuple[tuple[int, ...], ...]
+K = TypeVar("K")
 
 
 async def fingerprint(router: ShardRouter, *, markers: bool = True) -> Fingerprint:
