@@ -1,15 +1,14 @@
-"""The security tests reuse the workflow tests' fixtures: real shards, a worker, accounts."""
+"""The security tests run on the workflow tests' fixtures: real shards, a worker, accounts."""
 
 from __future__ import annotations
 
-from tests.workflows import conftest as workflow_fixtures
-
-# pytest finds fixtures by name in a conftest module: these are the workflow tests' own
-worker_router = workflow_fixtures.worker_router
-settings = workflow_fixtures.settings
-client = workflow_fixtures.client
-activities = workflow_fixtures.activities
-worker = workflow_fixtures.worker
-transfers = workflow_fixtures.transfers
-accounts = workflow_fixtures.accounts
-request_for = workflow_fixtures.request_for
+# Imported into this conftest, pytest offers them to the tests of this folder.
+from tests.workflows.conftest import (  # noqa: F401
+    accounts,
+    activities,
+    client,
+    request_for,
+    settings,
+    worker,
+    worker_router,
+)
