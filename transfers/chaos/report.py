@@ -117,9 +117,9 @@ class ChaosReport:
         return table
 
     def _faults_table(self) -> Table:
-        table = Table("fault", "injected", "at (s after traffic began)", title="faults")
+        table = Table("fault", "injected", "at s after traffic began (shard)", title="faults")
         for kind, number in self.faults.items():
-            when = [f"{done.started_s:.0f}" for done in self.injected if done.fault.kind == kind]
+            when = [_when(done) for done in self.injected if done.fault.kind == kind]
             table.add_row(kind, str(number), " ".join(when))
         return table
 
@@ -129,6 +129,11 @@ class ChaosReport:
             table.add_row(name, _flag(len(found)))
         table.add_row("[bold]total[/]", _flag(self.violations))
         return table
+
+
+def _when(done: InjectedFault) -> str:
+    shard = done.fault.shard
+    return f"{done.started_s:.0f}" + ("" if shard is None else f" ({shard})")
 
 
 def _flag(number: int) -> str:

@@ -24,7 +24,7 @@ from workflows.models import PendingTransferRequest, TransferOutcome, TransferRe
 
 T = TypeVar("T")
 
-CLIENT_WAIT_S = 15.0
+CLIENT_WAIT_S = 5.0
 RETRY_PAUSE_S = 0.5
 SETTLE_CONCURRENCY = 32
 # Temporal restarting, or a worker gone while an Update waits: the same call is safe again.
