@@ -50,5 +50,8 @@ constraints: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/transfers bench shards
 
+chaos: $(STAMP)  ## bank invariants under injected faults; CHAOS_ARGS="--duration 300s --seed 7"
+	$(BIN)/transfers chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) .transfers .pytest_cache .mypy_cache .ruff_cache
