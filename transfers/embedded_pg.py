@@ -92,6 +92,11 @@ class EmbeddedPostgres:
     port: int
     durable: bool = True
 
+    def __post_init__(self) -> None:
+        # PostgreSQL runs in its data dir: a relative path (the default `.transfers`) would then
+        # point nowhere for its socket and lock files.
+        self.data_dir = self.data_dir.absolute()
+
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
