@@ -11,7 +11,7 @@ from itertools import count
 from transfers.chaos.accounts import CURRENCIES, DEPOSIT_RANGE, ODD_CURRENCY, AccountBook
 from workflows.models import PendingTransferRequest, TransferRequest, TransferStatus
 
-HOLD_TIMEOUT_S = 20.0  # a hold that a post or void should decide in time, faults or not
+HOLD_TIMEOUT_S = 10.0  # a post or void decides in time unless a fault holds it up
 LAPSING_HOLD_S = (1.0, 4.0)  # a hold left to expire
 
 
