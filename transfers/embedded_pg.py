@@ -6,6 +6,7 @@ ports (other processes, the chaos test's stop/start), so this drives its binarie
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -14,7 +15,9 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,3 +180,21 @@ class EmbeddedPostgres:
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_servers(count: int, *, durable: bool, prefix: str) -> Iterator[list[str]]:
+    """`count` embedded servers in a fresh temporary folder; yields their DSNs, then removes all."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    servers = [
+        EmbeddedPostgres(root / f"shard-{index}", free_port(), durable=durable)
+        for index in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield [server.dsn for server in servers]
+    finally:
+        for server in servers:
+            server.remove()
+        shutil.rmtree(root, ignore_errors=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.embedded_pg import temporary_servers
 
 SHARD_COUNT = 3
 
@@ -42,22 +40,6 @@ def _containers() -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
-def _embedded() -> Iterator[list[str]]:
-    root = Path(tempfile.mkdtemp(prefix="transfers-test-shards-"))
-    servers = [
-        EmbeddedPostgres(root / f"shard-{index}", free_port(), durable=False)
-        for index in range(SHARD_COUNT)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield [server.dsn for server in servers]
-    finally:
-        for server in servers:
-            server.remove()
-
-
-@contextlib.contextmanager
 def shard_dsns() -> Iterator[list[str]]:
     given = os.environ.get("TEST_SHARD_DSNS", "").strip()
     if given:
@@ -66,5 +48,5 @@ def shard_dsns() -> Iterator[list[str]]:
         with _containers() as dsns:
             yield dsns
     else:
-        with _embedded() as dsns:
+        with temporary_servers(SHARD_COUNT, durable=False, prefix="transfers-test-shards-") as dsns:
             yield dsns

@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from shards.errors import BusinessError, InfrastructureError
 from shards.ledger import Ledger
@@ -25,7 +22,7 @@ from shards.schema import EntryKind
 from transfers.bench import Measurement, Operation, Sample, measure
 from transfers.bench.plain_loop import PlainLoop
 from transfers.bench.workload import CURRENCY, SCENARIOS, Workload, seed
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.embedded_pg import temporary_servers
 
 PLAIN = "plain"
 STRATEGIES: tuple[str, ...] = (PLAIN, *(strategy.value for strategy in LockStrategy))
@@ -195,16 +192,5 @@ def _results(measured: dict[tuple[str, str], Measurement]) -> list[ScenarioResul
 @contextlib.contextmanager
 def temporary_shards(count: int = 3) -> Iterator[list[str]]:
     """`count` durable embedded PostgreSQL servers (fsync on, like production), removed after."""
-    root = Path(tempfile.mkdtemp(prefix="transfers-bench-"))
-    servers = [
-        EmbeddedPostgres(root / f"shard-{index}", free_port(), durable=True)
-        for index in range(count)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield [server.dsn for server in servers]
-    finally:
-        for server in servers:
-            server.remove()
-        shutil.rmtree(root, ignore_errors=True)
+    with temporary_servers(count, durable=True, prefix="transfers-bench-") as dsns:
+        yield dsns
