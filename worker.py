@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -58,10 +59,9 @@ def build_worker(
 ) -> Worker:
     """The Temporal worker for transfers: the transfer workflows, the ledger activities, our
     metrics, and any other `interceptors` (tracing)."""
-    return Worker(
+    return tuned_worker(
         client,
-        task_queue=settings.transfers_task_queue,
-        interceptors=[TransferMetrics(), *interceptors],
+        settings,
         workflows=[TransferWorkflow, PendingTransferWorkflow],
         activities=[
             activities.route,
@@ -74,6 +74,26 @@ def build_worker(
             activities.capture,
             activities.release,
         ],
+        interceptors=[TransferMetrics(), *interceptors],
+    )
+
+
+def tuned_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """A worker with the transfers worker's set-up (slots, runner, shutdown) for `workflows`;
+    `transfers bench e2e` runs its ceiling workflow on one."""
+    return Worker(
+        client,
+        task_queue=settings.transfers_task_queue,
+        interceptors=interceptors,
+        workflows=workflows,
+        activities=activities,
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_local_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
@@ -106,14 +126,15 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 len(router.shards),
                 settings.lock_strategy,
             )
-            await _run_until(worker, stop or asyncio.Event())
+            await run_until(worker, stop or asyncio.Event())
     except ObservabilityError as error:  # HEALTH_PORT taken
         raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
     finally:
         await router.dispose()
 
 
-async def _run_until(worker: Worker, stop: asyncio.Event) -> None:
+async def run_until(worker: Worker, stop: asyncio.Event) -> None:
+    """Run `worker` until `stop` is set, then let its running activities finish."""
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)

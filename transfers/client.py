@@ -260,32 +260,35 @@ class TransfersClient:
         namespace = self.settings.temporal_namespace
         return f"{base}/namespaces/{namespace}/workflows/{workflow_id(transfer_id)}"
 
+    async def start(self, request: TransferRequest) -> None:
+        """Start the transfer and return at once; an id submitted before follows `submit`'s
+        rules (the same request is that transfer, another one is an `IdempotencyConflict`)."""
+        await self._start(request)
+
     async def _start(self, request: TransferRequest) -> Handle:
         """Start the request's workflow, or find the one started with this id before: with the
         same request it is that transfer; with another, `IdempotencyConflict`."""
-        handle = await self._start_or_find(request)
-        recorded = await self._recorded_request(handle, type(request))
-        if recorded != request:
-            raise IdempotencyConflict(_conflict_message(request, recorded))
-        return handle
-
-    async def _start_or_find(self, request: TransferRequest) -> Handle:
         try:
+            # A new id (the usual case) costs one call; only a known one has its input compared.
             return await self.client.start_workflow(
                 _workflow_type(type(request)),
                 request,
                 result_type=TransferOutcome,
                 id=workflow_id(request.transfer_id),
                 task_queue=self.settings.transfers_task_queue,
-                # One workflow per transfer id, ever: a running one is joined, a closed one is
-                # never started again (the shard's unique entries guard after retention).
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # One workflow per transfer id, ever: a running or closed one is found, never
+                # started again (the shard's unique entries guard after retention).
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=_summary_line(request),
                 search_attributes=_search_attributes(request),
             )
-        except WorkflowAlreadyStartedError as error:  # closed already
-            return self._handle(request.transfer_id, run_id=error.run_id)
+        except WorkflowAlreadyStartedError as error:
+            handle = self._handle(request.transfer_id, run_id=error.run_id)
+        recorded = await self._recorded_request(handle, type(request))
+        if recorded != request:
+            raise IdempotencyConflict(_conflict_message(request, recorded))
+        return handle
 
     async def _recorded_request(
         self, handle: Handle, request_type: type[TransferRequest]

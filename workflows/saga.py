@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         TransferRequest,
         TransferStatus,
     )
-    from workflows.saga_steps import Refused, call, shielded
+    from workflows.saga_steps import Refused, run_step, shielded
     from workflows.search_attributes import (
         AMOUNT,
         CURRENCY,
@@ -150,17 +150,7 @@ class LedgerSaga:
         summary: str,
     ) -> R:
         """Any ledger step: one shard transaction, retried until done or refused (`Refused`)."""
-        return await call(
-            workflow.execute_activity_method(
-                step,
-                argument,
-                start_to_close_timeout=policies.STEP_START_TO_CLOSE,
-                schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
-                retry_policy=policies.STEP_RETRY,
-                cancellation_type=cancellation,
-                summary=summary,
-            )
-        )
+        return await run_step(step, argument, summary=summary, cancellation=cancellation)
 
     # compensation -------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Measurement:
     failed: int
     per_s: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
 
     @classmethod
@@ -41,6 +42,7 @@ class Measurement:
             failed=sum(sample.failed for sample in samples),
             per_s=len(latencies) / elapsed_s if elapsed_s > 0 else 0.0,
             p50_ms=percentile(latencies, 0.50),
+            p95_ms=percentile(latencies, 0.95),
             p99_ms=percentile(latencies, 0.99),
         )
 

@@ -19,7 +19,7 @@ SEED_BATCH = 2_000
 class Workload:
     """The bench's accounts, and which pair of them each scenario moves money between."""
 
-    def __init__(self, router: ShardRouter, account_count: int) -> None:
+    def __init__(self, router: ShardRouter, account_count: int, currency: str = CURRENCY) -> None:
         if len(router.shards) < 2:
             raise ValueError("the shard bench moves money across shards: give at least two")
         run = uuid.uuid4().hex[:8]
@@ -29,6 +29,7 @@ class Workload:
         for account_id in [*self.accounts, self.hot]:
             self.by_shard[router.index_for(account_id)].append(account_id)
         self.router = router
+        self.currency = currency
         self.prefix = f"b{run}"
         self.random = random.Random()  # noqa: S311 (picks accounts, guards nothing)
         filled = [index for index, ids in enumerate(self.by_shard) if ids]
@@ -53,7 +54,7 @@ async def seed(workload: Workload) -> None:
                 await connection.execute(
                     insert(accounts),
                     [
-                        {"account_id": id_, "currency": CURRENCY, "balance": FUNDING}
+                        {"account_id": id_, "currency": workload.currency, "balance": FUNDING}
                         for id_ in batch
                     ],
                 )

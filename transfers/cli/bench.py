@@ -13,6 +13,7 @@ from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from transfers.bench.shards import BenchOptions, ScenarioResult, run_shard_bench, temporary_shards
+from transfers.cli import bench_e2e
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -123,4 +124,5 @@ def _shards(given: list[str] | None, as_json: bool) -> Iterator[list[str]]:
 
 def register(app: typer.Typer) -> None:
     """Add `transfers bench` to the `transfers` app."""
+    bench_e2e.register(bench_app)
     app.add_typer(bench_app, name="bench")

@@ -1,0 +1,76 @@
+"""CPU seconds and peak memory of the processes behind a scenario (Temporal, worker, shards)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psutil
+
+
+@dataclass
+class ProcessTree:
+    """A process and its descendants, sampled: CPU used since the first sample, peak RSS.
+
+    Descendants come and go (a PostgreSQL backend per connection); each one's CPU counts from
+    the first sample that saw it (all of it when it started after `start`) to the last one.
+    """
+
+    pid: int
+    _base: dict[tuple[int, float], float] = field(default_factory=dict)
+    _last: dict[tuple[int, float], float] = field(default_factory=dict)
+    _started: bool = False
+    peak_rss_bytes: int = 0
+
+    def restart(self) -> None:
+        """Count from now: CPU from the next sample on, the peak among later samples."""
+        self._base.clear()
+        self._last.clear()
+        self._started = False
+        self.peak_rss_bytes = 0
+        self.sample()
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:  # the process is gone: its last sample stands
+            return
+        for process in members:
+            try:
+                with process.oneshot():
+                    key = (process.pid, process.create_time())
+                    times = process.cpu_times()
+                    used = times.user + times.system
+                    if process.pid == self.pid:
+                        self.peak_rss_bytes = max(self.peak_rss_bytes, process.memory_info().rss)
+            except psutil.Error:
+                continue
+            if key not in self._base:
+                self._base[key] = used if not self._started else 0.0
+            self._last[key] = used
+        self._started = True
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._last[key] - base for key, base in self._base.items())
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one scenario cost: CPU seconds per process group, the worker's peak RSS."""
+
+    server_cpu_s: float | None
+    worker_cpu_s: float
+    shards_cpu_s: float | None
+    worker_peak_rss_mb: float
+
+    @classmethod
+    def of(
+        cls, server: ProcessTree | None, worker: ProcessTree, shards: list[ProcessTree]
+    ) -> Usage:
+        return cls(
+            server_cpu_s=None if server is None else server.cpu_s,
+            worker_cpu_s=worker.cpu_s,
+            shards_cpu_s=sum(shard.cpu_s for shard in shards) if shards else None,
+            worker_peak_rss_mb=worker.peak_rss_bytes / 2**20,
+        )
