@@ -2,7 +2,8 @@
 
 Run it as `python worker.py`, `python -m worker` or `transfers worker`. Settings come from the
 environment or `.env` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRANSFERS_TASK_QUEUE, SHARD_DSNS,
-LOCK_STRATEGY, MAX_CONCURRENT_ACTIVITIES, ...), else from a running dev stack's stack.json.
+LOCK_STRATEGY, MAX_CONCURRENT_ACTIVITIES, WORKFLOW_SANDBOX, ...), else from a running dev stack's
+stack.json.
 Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when Temporal or a shard stays
 unreachable at start-up, 2 for unusable settings.
 """
@@ -20,7 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.ledger import LedgerActivities
 from shards.errors import InfrastructureError
@@ -88,9 +90,11 @@ def tuned_worker(
 ) -> Worker:
     """A worker with the transfers worker's set-up (slots, runner, shutdown) for `workflows`;
     `transfers bench e2e` runs its ceiling workflow on one."""
+    runner = SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
     return Worker(
         client,
         task_queue=settings.transfers_task_queue,
+        workflow_runner=runner,
         interceptors=interceptors,
         workflows=workflows,
         activities=activities,

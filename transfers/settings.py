@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_concurrent_workflow_tasks: int = Field(default=200, ge=1)
     shard_pool_size: int = Field(default=10, ge=1)
     startup_timeout_s: float = Field(default=30.0, gt=0)
+    # False runs workflows without the SDK's sandbox: less CPU a transfer, but nothing stops
+    # non-deterministic code in a workflow at run time (the replay tests still do, in CI).
+    workflow_sandbox: bool = True
     # Production Temporal: TLS on when set (None: on only with an API key), a private CA,
     # mTLS client certificate and key, or Temporal Cloud's API key (never logged).
     temporal_tls: bool | None = None

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
@@ -26,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         TransferRequest,
         TransferStatus,
     )
-    from workflows.saga_steps import Refused, run_step, shielded
+    from workflows.saga_steps import Refused, lean_history, run_step, shielded
     from workflows.search_attributes import (
         AMOUNT,
         CURRENCY,
@@ -216,15 +217,18 @@ class LedgerSaga:
 
     def _start(self, step: str) -> None:
         request = self._request
-        workflow.upsert_search_attributes(
-            [
-                TRANSFER_STATUS.value_set(self._status),
-                SOURCE_ACCOUNT_ID.value_set(request.source_account_id),
-                TARGET_ACCOUNT_ID.value_set(request.target_account_id),
-                AMOUNT.value_set(request.amount),
-                CURRENCY.value_set(request.currency),
-            ]
-        )
+        updates: list[SearchAttributeUpdate[Any]] = [
+            TRANSFER_STATUS.value_set(self._status),
+            SOURCE_ACCOUNT_ID.value_set(request.source_account_id),
+            TARGET_ACCOUNT_ID.value_set(request.target_account_id),
+            AMOUNT.value_set(request.amount),
+            CURRENCY.value_set(request.currency),
+        ]
+        if lean_history():  # the client sets them at start: each upsert is an event to store
+            at_start = workflow.info().typed_search_attributes
+            updates = [update for update in updates if at_start.get(update.key) != update.value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
         self._advance(TransferStatus.RUNNING, step)
 
     def _advance(

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from shards.errors import BUSINESS_ERRORS
     from workflows import policies
     from workflows.models import TransferError
 
@@ -17,9 +18,14 @@ T = TypeVar("T")
 
 CANCELLED = "Cancelled"
 
-LOCAL_STEPS = "local-steps"
-"""Patch id: runs started since this change call their shard steps as local activities; the
-histories recorded before it replay the regular activities they scheduled."""
+LEAN_HISTORY = "lean-history"
+"""Patch id. Runs started since this change call their shard steps as local activities and
+upsert only the search attributes their start did not set; histories recorded before it replay
+the regular activities and the upserts they had."""
+
+
+def lean_history() -> bool:
+    return workflow.patched(LEAN_HISTORY)
 
 
 class Refused(Exception):
@@ -34,9 +40,13 @@ async def call(activity: Coroutine[Any, Any, T]) -> T:
     """Await an activity; its failure is either a business refusal or a cancellation."""
     try:
         return await activity
-    except ActivityError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.non_retryable:
+    except (ActivityError, ApplicationError) as error:
+        # A local activity's failure can arrive as the activity's own ApplicationError, and
+        # without its non-retryable flag: the business error's type tells.
+        cause = error.cause if isinstance(error, ActivityError) else error
+        if isinstance(cause, ApplicationError) and (
+            cause.non_retryable or cause.type in BUSINESS_ERRORS
+        ):
             refusal = TransferError(type=cause.type or "Refused", message=cause.message)
             raise Refused(refusal) from error
         # Steps retry infrastructure errors forever: any other failure means the attempt
@@ -62,7 +72,7 @@ async def run_step(
     UI (the workflow's current details say which step runs) and its attempts are recorded only
     when it ends.
     """
-    if workflow.patched(LOCAL_STEPS):
+    if lean_history():
         return await call(
             workflow.execute_local_activity(
                 step,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.ledger import LedgerActivities
+from activities.ledger import LedgerActivities, LedgerStep
 from shards import schema
 from shards.ledger import Ledger
 from shards.router import ShardRouter
@@ -24,7 +26,7 @@ from shards.shard import PoolSettings
 from transfers.client import TransfersClient
 from transfers.settings import Settings
 from worker import build_worker
-from workflows.models import TransferOutcome, TransferRequest
+from workflows.models import AppliedEntry, StepRequest, TransferOutcome, TransferRequest
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
@@ -53,9 +55,25 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
+class RecordingActivities(LedgerActivities):
+    """The worker's activities, noting each failed step attempt as (step, error type): steps are
+    local activities, which Temporal never lists as pending, so tests watch them here."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self.failures: list[tuple[str, str]] = []
+
+    async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
+        try:
+            return await super()._apply(kind, request, step)
+        except ApplicationError as error:
+            self.failures.append((kind, error.type or ""))
+            raise
+
+
 @pytest.fixture
-def activities(worker_router: ShardRouter) -> LedgerActivities:
-    return LedgerActivities(Ledger(worker_router))
+def activities(worker_router: ShardRouter) -> RecordingActivities:
+    return RecordingActivities(Ledger(worker_router))
 
 
 @asynccontextmanager
@@ -122,6 +140,16 @@ class Accounts:
         await lock.acquire(account_id)
         return lock
 
+    async def lock_waiters(self, account_id: str) -> int:
+        """Sessions of the account's shard waiting for a lock (a step waiting on a row)."""
+        shard = self.ledger.router.shard_for(account_id)
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        async with shard.engine.connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
     @asynccontextmanager
     async def row_locked(self, account_id: str) -> AsyncIterator[None]:
         lock = await self.lock_row(account_id)
@@ -187,16 +215,30 @@ async def wait_for_step(
             await asyncio.sleep(0.1)
 
 
-async def wait_for_attempt(
-    handle: WorkflowHandle[Any, Any], activity: str, attempt: int, timeout_s: float = 15.0
+async def wait_for_failure(
+    activities: RecordingActivities, step: str, timeout_s: float = 15.0
 ) -> str:
-    """Wait until the pending `activity` is on `attempt`; the type of its last failure."""
+    """Wait until an attempt of `step` has failed (and will be retried); its error type."""
     async with asyncio.timeout(timeout_s):
         while True:
-            for pending in (await handle.describe()).raw_description.pending_activities:
-                if pending.activity_type.name == activity and pending.attempt >= attempt:
-                    return str(pending.last_failure.application_failure_info.type)
-            await asyncio.sleep(0.2)
+            for failed, error in activities.failures:
+                if failed == step:
+                    return error
+            await asyncio.sleep(0.1)
+
+
+async def steps_in_history(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activities a run called, in order: regular ones and local ones (their markers)."""
+    steps = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            steps.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
+            data = json.loads(marker.details["data"].payloads[0].data)
+            if "activity_type" in data:
+                steps.append(data["activity_type"])
+    return steps
 
 
 async def eventually(

@@ -10,9 +10,10 @@ from temporalio.client import Client
 
 from tests.workflows.conftest import (
     Accounts,
+    RecordingActivities,
     error_type,
     record_history,
-    wait_for_attempt,
+    wait_for_failure,
     wait_for_step,
 )
 from transfers.client import TransfersClient, workflow_id
@@ -53,6 +54,7 @@ async def test_cancel_while_the_credit_waits_refunds_the_source(
 async def test_cancel_before_the_debit_lands_moves_nothing(
     transfers: TransfersClient,
     client: Client,
+    activities: RecordingActivities,
     accounts: Accounts,
     request_for: Callable[..., TransferRequest],
 ) -> None:
@@ -68,7 +70,7 @@ async def test_cancel_before_the_debit_lands_moves_nothing(
         await transfers.cancel(request.transfer_id)
         # Once the refund has waited out the lock timeout, so has the abandoned debit attempt,
         # which started before it: the refund will find nothing to undo.
-        assert await wait_for_attempt(handle, "refund", attempt=2) == "LockTimeout"
+        assert await wait_for_failure(activities, "refund") == "LockTimeout"
 
     outcome = await transfers.submit(request)
     assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "cancelled")

@@ -7,26 +7,20 @@ import asyncio
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from tests.workflows.conftest import Accounts
 from tests.workflows.test_worker_process import WorkerProcess
-from transfers.client import TransfersClient, workflow_id
+from transfers.client import TransfersClient
 from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus
 
 
-async def _until_running(handle: WorkflowHandle[Any, Any], activity: str) -> None:
-    """Until a worker has started `activity` (not merely scheduled it)."""
-    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+async def _until_waiting_on_a_lock(accounts: Accounts, account_id: str) -> None:
+    """Until a step (a local activity, which Temporal does not list) waits on the row lock."""
     async with asyncio.timeout(15):
-        while True:
-            pending = (await handle.describe()).raw_description.pending_activities
-            if any(p.activity_type.name == activity and p.state == started for p in pending):
-                return
+        while not await accounts.lock_waiters(account_id):  # noqa: ASYNC110 (polls a shard)
             await asyncio.sleep(0.1)
 
 
@@ -40,13 +34,12 @@ async def test_sigterm_lets_the_running_step_finish_then_the_next_worker_complet
     source, target = await accounts.open(1_000, shard=0), await accounts.open(0, shard=1)
     request = request_for(source, target, 600)
     transfers = TransfersClient(client, settings)
-    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
 
     first = WorkerProcess(settings, tmp_path)
     async with accounts.row_locked(target):  # the credit waits on the row lock
         process = await first.start_polling()
         await transfers.submit(request, wait=False)
-        await _until_running(handle, "credit")
+        await _until_waiting_on_a_lock(accounts, target)
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(1)
         still_draining = process.returncode is None

@@ -7,7 +7,9 @@ PendingTransferWorkflow (`pending_*`), re-record them with:
     RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows tests/pending
 
 and commit the files. A replay failure without such a change means the change is not
-replay-safe for running transfers: guard it with `workflow.patched(...)` instead.
+replay-safe for running transfers: guard it with `workflow.patched(...)` instead, and keep the
+histories recorded before the patch in a folder of their own, as before-lean-history/ keeps those
+of the runs that called their steps as regular activities (the `lean-history` patch).
 """
 
 from __future__ import annotations
@@ -40,13 +42,20 @@ REPRESENTATIVE = {
 
 def test_every_representative_run_is_recorded() -> None:
     assert {path.stem for path in HISTORIES.glob("*.json")} >= REPRESENTATIVE
+    assert {path.stem for path in (HISTORIES / "before-lean-history").glob("*.json")} >= (
+        REPRESENTATIVE
+    )
 
 
 def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(f"transfer-recorded-{path.stem}", path.read_text())
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "path",
+    sorted(HISTORIES.rglob("*.json")),
+    ids=lambda path: str(path.relative_to(HISTORIES).with_suffix("")),
+)
 async def test_history_replays(path: Path) -> None:
     history = load(path)
     replayer = Replayer(

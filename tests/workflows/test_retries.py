@@ -8,8 +8,13 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
-from tests.workflows.conftest import Accounts, running_worker, wait_for_attempt
-from transfers.client import TransfersClient, workflow_id
+from tests.workflows.conftest import (
+    Accounts,
+    RecordingActivities,
+    running_worker,
+    wait_for_failure,
+)
+from transfers.client import TransfersClient
 from transfers.settings import Settings
 from workflows.models import AppliedEntry, StepRequest, TransferRequest, TransferStatus
 
@@ -53,7 +58,7 @@ async def test_a_shard_that_comes_back_lets_the_transfer_finish(
     transfers: TransfersClient,
     client: Client,
     settings: Settings,
-    activities: LedgerActivities,
+    activities: RecordingActivities,
     accounts: Accounts,
     request_for: Callable[..., TransferRequest],
 ) -> None:
@@ -66,8 +71,7 @@ async def test_a_shard_that_comes_back_lets_the_transfer_finish(
     async with running_worker(client, settings, activities):
         async with accounts.row_locked(target):
             await transfers.submit(request, wait=False)
-            handle = client.get_workflow_handle(workflow_id(request.transfer_id))
-            last_failure = await wait_for_attempt(handle, "credit", attempt=2)
+            last_failure = await wait_for_failure(activities, "credit")
         outcome = await transfers.submit(request)
 
     assert last_failure == "LockTimeout"

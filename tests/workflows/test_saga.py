@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.workflows.conftest import Accounts, error_type, record_history
+from tests.workflows.conftest import Accounts, error_type, record_history, steps_in_history
 from transfers.client import TransfersClient, workflow_id
 from workflows.models import TransferRequest, TransferStatus
 from workflows.transfer import TransferWorkflow
@@ -115,12 +115,7 @@ async def test_same_shard_is_one_atomic_activity(
     assert outcome.status == TransferStatus.COMPLETED
     assert [(e.kind, e.balance_after) for e in outcome.entries] == [("debit", 500), ("credit", 500)]
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
-    scheduled = [
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        async for event in handle.fetch_history_events()
-        if event.HasField("activity_task_scheduled_event_attributes")
-    ]
-    assert scheduled == ["transfer_within_shard"]
+    assert await steps_in_history(handle) == ["route", "transfer_within_shard"]
     await record_history(handle, "same_shard")
 
 

@@ -70,6 +70,7 @@ class ScenarioResult:
             "server_cpu_s": _round(usage.server_cpu_s, 1),
             "worker_cpu_s": round(usage.worker_cpu_s, 1),
             "shards_cpu_s": _round(usage.shards_cpu_s, 1),
+            "load_cpu_s": round(usage.load_cpu_s, 1),
             "worker_peak_rss_mb": round(usage.worker_peak_rss_mb, 1),
         }
 

@@ -255,7 +255,8 @@ class E2EBench:
     async def _worker(
         self, name: str, strategy: LockStrategy | None, queue: str, client: Client
     ) -> AsyncIterator[list[ProcessTree]]:
-        """A worker process for one scenario; yields the trees to sample (worker first)."""
+        """A worker process for one scenario; yields the trees to sample: the worker, this
+        process, then the server and the shards when they are known."""
         info = self.stack.info
         env = {
             **os.environ,
@@ -283,7 +284,7 @@ class E2EBench:
                 WORKER_START_TIMEOUT_S,
             )
             assert process.process is not None  # noqa: S101 (started above)
-            trees = [ProcessTree(process.process.pid)]
+            trees = [ProcessTree(process.process.pid), ProcessTree(os.getpid(), descendants=False)]
             if self.stack.server_pid is not None:
                 trees.append(ProcessTree(self.stack.server_pid))
             trees.extend(ProcessTree(pid) for pid in self.stack.shard_pids)
@@ -303,10 +304,10 @@ class E2EBench:
                 tree.sample()
 
     def _usage(self, trees: list[ProcessTree]) -> Usage:
-        worker, *rest = trees
+        worker, load, *rest = trees
         server = rest[0] if self.stack.server_pid is not None else None
         shards = rest[1:] if server is not None else rest
-        return Usage.of(server, worker, shards)
+        return Usage.of(server, worker, shards, load)
 
 
 async def run_batch(operation: Operation, count: int, on_progress: Callable[[int], None]) -> None:

@@ -16,6 +16,7 @@ class ProcessTree:
     """
 
     pid: int
+    descendants: bool = True
     _base: dict[tuple[int, float], float] = field(default_factory=dict)
     _last: dict[tuple[int, float], float] = field(default_factory=dict)
     _started: bool = False
@@ -32,7 +33,7 @@ class ProcessTree:
     def sample(self) -> None:
         try:
             root = psutil.Process(self.pid)
-            members = [root, *root.children(recursive=True)]
+            members = [root, *(root.children(recursive=True) if self.descendants else [])]
         except psutil.Error:  # the process is gone: its last sample stands
             return
         for process in members:
@@ -63,12 +64,18 @@ class Usage:
     worker_cpu_s: float
     shards_cpu_s: float | None
     worker_peak_rss_mb: float
+    load_cpu_s: float  # the load generator: the bench's own process, its clients of Temporal
 
     @classmethod
     def of(
-        cls, server: ProcessTree | None, worker: ProcessTree, shards: list[ProcessTree]
+        cls,
+        server: ProcessTree | None,
+        worker: ProcessTree,
+        shards: list[ProcessTree],
+        load: ProcessTree,
     ) -> Usage:
         return cls(
+            load_cpu_s=load.cpu_s,
             server_cpu_s=None if server is None else server.cpu_s,
             worker_cpu_s=worker.cpu_s,
             shards_cpu_s=sum(shard.cpu_s for shard in shards) if shards else None,

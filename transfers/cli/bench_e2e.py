@@ -184,7 +184,8 @@ def _live(view: _LiveView) -> Iterator[None]:
 def _scenarios_table(results: list[ScenarioResult]) -> Table:
     table = Table(title="transfers bench e2e")
     columns = ("scenario", "per s", "p50 ms", "p95 ms", "p99 ms", "failed")
-    for column in (*columns, "server CPU s", "worker CPU s", "shards CPU s", "worker RSS MB"):
+    cpu = ("server CPU s", "worker CPU s", "shards CPU s", "load CPU s", "worker RSS MB")
+    for column in (*columns, *cpu):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for result in results:
         measured, usage = result.measurement, result.usage
@@ -198,6 +199,7 @@ def _scenarios_table(results: list[ScenarioResult]) -> Table:
             _seconds(usage.server_cpu_s),
             _seconds(usage.worker_cpu_s),
             _seconds(usage.shards_cpu_s),
+            _seconds(usage.load_cpu_s),
             f"{usage.worker_peak_rss_mb:,.0f}",
         )
     return table

@@ -1,0 +1,96 @@
+"""`transfers bench e2e --json` against the test shards and dev server: the promised shape, every
+transfer COMPLETED, the books balanced, and a PNG. Not a timed test: figures are only checked
+for presence and order, never against a speed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from shards.audit import run_audit
+from shards.router import ShardRouter
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RATIOS = {"transfers_to_ceiling", "transfers_to_baseline", "hot_to_uniform"}
+
+
+async def _bench(env: dict[str, str], *arguments: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "transfers.cli",
+        "bench",
+        "e2e",
+        *arguments,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def test_e2e_bench_reports_every_scenario_and_leaves_the_books_balanced(
+    temporal_env: WorkflowEnvironment, dsns: list[str], router: ShardRouter, tmp_path: Path
+) -> None:
+    plot = tmp_path / "latency.png"
+    env = {
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "SHARD_DSNS": ",".join(dsns),
+    }
+    arguments = ["--json", "--duration", "2s", "--concurrency", "4", "--accounts", "60"]
+    arguments += ["--loads", "0.5", "--inflight", "30", "--plot", str(plot)]
+
+    code, stdout, stderr = await _bench(env, *arguments)
+
+    assert code == 0, stderr
+    report = json.loads(stdout)  # one JSON object, nothing else on stdout
+    rows = report["scenarios"]
+    assert [(row["name"], row["strategy"], row["mode"]) for row in rows] == [
+        ("ceiling", None, "closed"),
+        ("baseline", None, "closed"),
+        ("uniform", "pessimistic", "closed"),
+        ("hot", "pessimistic", "closed"),
+        ("uniform", "optimistic", "closed"),
+        ("hot", "optimistic", "closed"),
+        ("open-uniform", "pessimistic", "open"),
+    ]
+    for row in rows:
+        assert row["per_s"] > 0, row
+        assert row["failed"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row
+        assert row["worker_cpu_s"] > 0, row
+        assert row["worker_peak_rss_mb"] > 0, row
+        assert row["server_cpu_s"] is not None  # the dev server listens here: it is measured
+    assert set(report["ratios"]) >= RATIOS
+    assert all(report["ratios"][name] > 0 for name in RATIOS)
+    assert report["inflight"]["transfers"] == report["inflight"]["completed"] == 30
+    assert report["integrity"] == {"audit_ok": True, "audit_violations": 0, "deadlocks": 0}
+    assert {target["name"] for target in report["targets"]} >= {"uniform >= 0.9 x ceiling"}
+    assert report["plot"] == str(plot)
+    assert plot.read_bytes().startswith(PNG_SIGNATURE)
+    audit = await run_audit(router)
+    assert audit.ok, (audit.account_mismatches, audit.contradictions)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--duration", "soon"], "--duration soon is not a duration"),
+        (["--loads", "0.5,half"], "--loads '0.5,half': give fractions"),
+        (["--loads", "0"], "each fraction must be above 0"),
+    ],
+)
+async def test_e2e_bench_refuses_bad_options_before_starting_anything(
+    arguments: list[str], message: str
+) -> None:
+    code, stdout, stderr = await _bench({"SHARD_DSNS": ""}, *arguments)
+
+    assert code == 2
+    assert message in stdout + stderr
