@@ -49,6 +49,7 @@ constraints: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/transfers bench shards
+	$(BIN)/transfers bench e2e
 
 chaos: $(STAMP)  ## bank invariants under injected faults; CHAOS_ARGS="--duration 300s --seed 7"
 	$(BIN)/transfers chaos $(CHAOS_ARGS)

@@ -72,20 +72,10 @@ async def run_step(
     UI (the workflow's current details say which step runs) and its attempts are recorded only
     when it ends.
     """
-    if lean_history():
-        return await call(
-            workflow.execute_local_activity(
-                step,
-                args=[argument],
-                start_to_close_timeout=policies.STEP_START_TO_CLOSE,
-                schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
-                retry_policy=policies.STEP_RETRY,
-                cancellation_type=cancellation,
-                summary=summary,
-            )
-        )
+    # runs recorded before the lean-history patch scheduled regular activities
+    execute = workflow.execute_local_activity if lean_history() else workflow.execute_activity
     return await call(
-        workflow.execute_activity(
+        execute(
             step,
             args=[argument],
             start_to_close_timeout=policies.STEP_START_TO_CLOSE,
