@@ -33,6 +33,7 @@ class E2EOptions:
     concurrency: int = 32
     accounts: int = 30_000  # 10,000 a shard on the embedded stack's three
     warmup_s: float = 3.0
+    rounds: int = 3  # closed loop: each scenario measured in this many turns
     loads: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # open loop, fractions of uniform's rate
     inflight: int = 5_000
     strategies: tuple[LockStrategy, ...] = tuple(LockStrategy)
@@ -218,6 +219,7 @@ class E2EReport:
             "options": {
                 "duration_s": self.options.duration_s,
                 "concurrency": self.options.concurrency,
+                "rounds": self.options.rounds,
                 "accounts": self.options.accounts,
                 "loads": list(self.options.loads),
                 "inflight": self.options.inflight,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
@@ -67,6 +68,23 @@ class BenchStack:
     shard_pids: tuple[int, ...] = ()
 
 
+@dataclass
+class _Plan:
+    """A closed-loop scenario: its load, its worker's processes, what its rounds measured."""
+
+    name: str
+    strategy: LockStrategy | None
+    operation: Operation
+    trees: list[ProcessTree]
+    submit: Callable[..., Operation] | None = None  # transfers: more operations on its queue
+    samples: list[Sample] = field(default_factory=list)
+    usages: list[Usage] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.strategy is None else f"{self.name} / {self.strategy.value}"
+
+
 class E2EBench:
     def __init__(self, stack: BenchStack, options: E2EOptions, progress: Progress) -> None:
         self.stack = stack
@@ -94,29 +112,18 @@ class E2EBench:
                 report.scenarios.append(result)
                 on_result(result)
 
-            for name, workflow in ((CEILING, CEILING_WORKFLOW), (BASELINE, BASELINE_WORKFLOW)):
-                queue = self._queue(name)
-                async with self._worker(name, None, queue, client) as trees:
-                    keep(await self._closed(name, None, self._noop(client, workflow, queue), trees))
-            for strategy in self.options.strategies:
-                queue = self._queue(strategy.value)
-                submit = self._transfers(transfers_client, queue)
-                async with self._worker("transfers", strategy, queue, client) as trees:
-                    for scenario in (UNIFORM, HOT):
-                        keep(
-                            await self._closed(
-                                scenario, strategy, submit(workload, scenario), trees
-                            )
-                        )
-            uniform = report.closed(UNIFORM, DEFAULT_STRATEGY.value)
-            if uniform is not None and self.options.loads:
-                queue = self._queue("open")
-                submit = self._transfers(transfers_client, queue)
-                async with self._worker(OPEN_UNIFORM, DEFAULT_STRATEGY, queue, client) as trees:
-                    for load in self.options.loads:
+            async with contextlib.AsyncExitStack() as workers:
+                plans = await self._closed_plans(workers, client, transfers_client, workload)
+                for result in await self._closed_rounds(plans):
+                    keep(result)
+                uniform = report.closed(UNIFORM, DEFAULT_STRATEGY.value)
+                default = next((p for p in plans if p.strategy == DEFAULT_STRATEGY), None)
+                submit = None if default is None else default.submit
+                if uniform is not None and default is not None and submit is not None:
+                    for load in self.options.loads:  # on the default strategy's worker
                         rate = max(uniform.measurement.per_s * load, 1.0)
                         operation = submit(workload, UNIFORM)
-                        keep(await self._open(operation, rate, load, trees))
+                        keep(await self._open(operation, rate, load, default.trees))
             if self.options.inflight:
                 report.inflight = await self._inflight(transfers_client, client, workload)
             audit = await run_audit(router)
@@ -130,33 +137,66 @@ class E2EBench:
 
     # scenarios ----------------------------------------------------------------------------
 
-    async def _closed(
+    async def _closed_plans(
         self,
-        name: str,
-        strategy: LockStrategy | None,
-        operation: Operation,
-        trees: list[ProcessTree],
-    ) -> ScenarioResult:
-        label = name if strategy is None else f"{name} / {strategy.value}"
+        workers: contextlib.AsyncExitStack,
+        client: Client,
+        transfers_client: TransfersClient,
+        workload: Workload,
+    ) -> list[_Plan]:
+        """Every closed-loop scenario with its worker process, all started now: the rounds then
+        take turns on an idle machine, no worker starting in between."""
+        plans = []
+        for name, workflow in ((CEILING, CEILING_WORKFLOW), (BASELINE, BASELINE_WORKFLOW)):
+            queue = self._queue(name)
+            trees = await workers.enter_async_context(self._worker(name, None, queue, client))
+            plans.append(_Plan(name, None, self._noop(client, workflow, queue), trees))
+        for strategy in self.options.strategies:
+            queue = self._queue(strategy.value)
+            submit = self._transfers(transfers_client, queue)
+            trees = await workers.enter_async_context(
+                self._worker("transfers", strategy, queue, client)
+            )
+            for scenario in (UNIFORM, HOT):
+                plans.append(_Plan(scenario, strategy, submit(workload, scenario), trees, submit))
+        return plans
+
+    async def _closed_rounds(self, plans: list[_Plan]) -> list[ScenarioResult]:
+        """Each scenario warmed up, then measured in `rounds` turns taken in order, so that a
+        machine whose speed drifts (other load, the databases growing) weighs on all alike."""
         options = self.options
-        self.progress(f"{label} (warming up)", 0)
-        await measure(operation, workers=options.concurrency, duration_s=options.warmup_s)
-        sample = await self._sampled(
-            trees,
-            measure(
-                operation,
-                workers=options.concurrency,
-                duration_s=options.duration_s,
-                on_progress=lambda done: self.progress(label, done),
-            ),
-        )
-        return ScenarioResult(
-            name=name,
-            strategy=None if strategy is None else strategy.value,
-            measurement=Measurement.of([sample]),
-            usage=self._usage(trees),
-            concurrency=options.concurrency,
-        )
+        for plan in plans:
+            self.progress(f"{plan.label} (warming up)", 0)
+            await measure(plan.operation, workers=options.concurrency, duration_s=options.warmup_s)
+        for round_number in range(options.rounds):
+            for plan in plans:
+                label = f"{plan.label} (round {round_number + 1}/{options.rounds})"
+                done_before = sum(len(sample.latencies_ms) for sample in plan.samples)
+                plan.samples.append(
+                    await self._sampled(
+                        plan.trees,
+                        measure(
+                            plan.operation,
+                            workers=options.concurrency,
+                            duration_s=options.duration_s / options.rounds,
+                            on_progress=functools.partial(self._report, label, done_before),
+                        ),
+                    )
+                )
+                plan.usages.append(self._usage(plan.trees))
+        return [
+            ScenarioResult(
+                name=plan.name,
+                strategy=None if plan.strategy is None else plan.strategy.value,
+                measurement=Measurement.of(plan.samples),
+                usage=Usage.total(plan.usages),
+                concurrency=options.concurrency,
+            )
+            for plan in plans
+        ]
+
+    def _report(self, label: str, done_before: int, done: int) -> None:
+        self.progress(label, done_before + done)
 
     async def _open(
         self, operation: Operation, rate: float, load: float, trees: list[ProcessTree]

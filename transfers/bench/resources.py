@@ -67,6 +67,21 @@ class Usage:
     load_cpu_s: float  # the load generator: the bench's own process, its clients of Temporal
 
     @classmethod
+    def total(cls, usages: list[Usage]) -> Usage:
+        """Several windows of one scenario: CPU added up, the highest peak."""
+
+        def added(values: list[float | None]) -> float | None:
+            return None if any(value is None for value in values) else sum(v or 0 for v in values)
+
+        return cls(
+            server_cpu_s=added([usage.server_cpu_s for usage in usages]),
+            worker_cpu_s=sum(usage.worker_cpu_s for usage in usages),
+            shards_cpu_s=added([usage.shards_cpu_s for usage in usages]),
+            worker_peak_rss_mb=max((usage.worker_peak_rss_mb for usage in usages), default=0.0),
+            load_cpu_s=sum(usage.load_cpu_s for usage in usages),
+        )
+
+    @classmethod
     def of(
         cls,
         server: ProcessTree | None,

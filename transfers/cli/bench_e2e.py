@@ -51,6 +51,12 @@ def e2e_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=512, help="Closed loop: submitters.")
     ] = 32,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds", min=1, max=20, help="Closed loop: turns each scenario's time is cut in."
+        ),
+    ] = 3,
     accounts: Annotated[
         int, typer.Option("--accounts", min=10, help="Accounts opened over all shards.")
     ] = 30_000,
@@ -82,8 +88,8 @@ def e2e_command(
 
     Runs against the stack of SHARD_DSNS and TEMPORAL_ADDRESS (or --stack); with neither, starts
     an embedded one (Temporal dev server, three durable shards) and removes it afterwards. Each
-    scenario runs on a worker process of its own; takes about 12 x --duration, plus the drain of
-    --inflight transfers.
+    scenario runs on a worker process of its own; the closed-loop ones take turns in --rounds.
+    Takes about 10 x --duration, plus the drain of --inflight transfers.
     """
     from transfers.bench.e2e import E2EOptions
     from transfers.bench.plot import INSTALL_HINT, plot_available
@@ -95,6 +101,7 @@ def e2e_command(
     options = E2EOptions(
         duration_s=seconds,
         concurrency=concurrency,
+        rounds=rounds,
         accounts=accounts,
         loads=_fractions(loads, as_json),
         inflight=inflight,
