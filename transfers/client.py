@@ -332,9 +332,8 @@ class TransfersClient:
     async def _already_resolved(self, transfer_id: str) -> HoldExpired | HoldNotActive:
         outcome = await self.status(transfer_id)
         error = HoldExpired if outcome.status == TransferStatus.EXPIRED else HoldNotActive
-        return error(
-            f"transfer {transfer_id} is {outcome.status} ({outcome.step}): its hold was resolved"
-        )
+        how = _HOLD_RESOLVED_BY.get(outcome.status, "resolved")
+        return error(f"transfer {transfer_id} is {outcome.status} ({outcome.step}): {how}")
 
     def _handle(self, transfer_id: str, run_id: str | None = None) -> Handle:
         return self.client.get_workflow_handle_for(
@@ -403,6 +402,16 @@ def _summary(execution: WorkflowExecution) -> TransferSummary | None:
         currency=currency,
         started_at=execution.start_time,
     )
+
+
+# What became of the hold of a pending transfer that ended, as a late post or void is told.
+_HOLD_RESOLVED_BY = {
+    TransferStatus.COMPLETED: "its hold was posted already",
+    TransferStatus.COMPENSATED: "its hold was posted already",
+    TransferStatus.VOIDED: "its hold was voided already",
+    TransferStatus.EXPIRED: "its hold expired",
+    TransferStatus.FAILED: "its hold was never placed",
+}
 
 
 def _workflow_type(request_type: type[TransferRequest]) -> str:

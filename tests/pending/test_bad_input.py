@@ -74,7 +74,7 @@ async def test_a_hold_resolves_once(
     request = await held(400, shards=(1, 2))
     await transfers.void(request.transfer_id)
 
-    with pytest.raises(HoldNotActive, match=r"is VOIDED \(voided\): its hold was resolved"):
+    with pytest.raises(HoldNotActive, match=r"is VOIDED \(voided\): its hold was voided already"):
         await transfers.post(request.transfer_id)
     with pytest.raises(HoldNotActive, match="VOIDED"):
         await transfers.void(request.transfer_id)

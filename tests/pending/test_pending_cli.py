@@ -74,7 +74,7 @@ async def test_submit_pending_list_then_post_part(cli: Cli, accounts: Accounts) 
         "posted": "1.50",
         "currency": "USD",
     }
-    assert "resolved" in assert_one_clean_line(void_after_post, exit_code=1)
+    assert "posted already" in assert_one_clean_line(void_after_post, exit_code=1)
     view = await accounts.ledger.get_account(source)
     assert (view.balance, view.available) == (850, 850)
     assert await accounts.balance(target) == 150
