@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from transfers.chaos.schedule import (
+    CRASH_LEAD_S,
+    CRASH_STEPS,
+    FIRST_CRASH_STEPS,
     MIN_DURATION_S,
     RECOVERY_S,
     STEP_TIMEOUT_S,
@@ -33,9 +36,25 @@ def test_faults_leave_time_to_recover_and_never_hit_a_paused_shard(seed: int) ->
 
     assert all(pause.hold_s > STEP_TIMEOUT_S for pause in pauses)
     assert all(fault.at_s + fault.hold_s <= duration_s - RECOVERY_S for fault in schedule)
-    for restart in (fault for fault in schedule if fault.kind == FaultKind.SHARD_RESTART):
-        overlapping = [p for p in pauses if p.at_s <= restart.at_s <= p.at_s + p.hold_s]
-        assert restart.shard not in {pause.shard for pause in overlapping}
+    on_shards = (FaultKind.SHARD_RESTART, FaultKind.FREEZE_FLIP)
+    for fault in (fault for fault in schedule if fault.kind in on_shards):
+        overlapping = [p for p in pauses if p.at_s <= fault.at_s <= p.at_s + p.hold_s]
+        assert fault.shard not in {pause.shard for pause in overlapping}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_crash_worker_starts_before_its_rounds_pause_and_the_first_crashes_soon(
+    seed: int,
+) -> None:
+    schedule = build_schedule(seed, 300.0, 3)
+    crashes = [fault for fault in schedule if fault.kind == FaultKind.KILL_AFTER_COMMIT]
+    pauses = [fault for fault in schedule if fault.kind == FaultKind.SHARD_PAUSE]
+
+    assert crashes[0].step in FIRST_CRASH_STEPS
+    assert all(crash.step in CRASH_STEPS for crash in crashes)
+    for crash in crashes:
+        next_pause = min((p.at_s for p in pauses if p.at_s > crash.at_s), default=300.0)
+        assert next_pause - crash.at_s >= CRASH_LEAD_S - 0.5
 
 
 def test_a_run_too_short_or_on_one_shard_is_refused() -> None:

@@ -35,6 +35,7 @@ class AccountBook:
     closed: list[str] = field(default_factory=list)
     deposited: Counter[str] = field(default_factory=Counter)  # currency -> minor units
     withdrawn: Counter[str] = field(default_factory=Counter)
+    opening: Counter[str] = field(default_factory=Counter)  # account -> balance before traffic
     flow_ids: set[str] = field(default_factory=set)  # entry ids of our deposits and withdrawals
 
     def shard_of(self, account_id: str) -> int:
@@ -103,7 +104,9 @@ async def _move(
     if withdraw:
         await ledger.withdraw(entry_id, account_id, amount, currency)
         book.withdrawn[currency] += amount
+        book.opening[account_id] -= amount
     else:
         await ledger.deposit(entry_id, account_id, amount, currency)
         book.deposited[currency] += amount
+        book.opening[account_id] += amount
     book.flow_ids.add(entry_id)

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 
 from shards.errors import IdempotencyConflict
+from transfers.chaos.effects import Effect
+from transfers.chaos.schedule import sample_up_to
 from transfers.chaos.workload import TransferRecord, Workload
 from workflows.models import TransferOutcome, TransferRequest
 
@@ -40,19 +42,25 @@ class DuplicateBursts:
         self.tally = DuplicateTally()
         self._answers: list[asyncio.Task[None]] = []
 
-    async def fire(self) -> str:
-        """Send one burst; a note on what it sent."""
-        records = list(self.workload.records.values())
+    async def fire(self) -> Effect:
+        """Send one burst: it takes effect with duplicates of both sorts."""
+        # An id reused with other fields would answer IdempotencyConflict to the same fields.
+        records = [record for record in self.workload.records.values() if not record.other_runs]
         in_flight = [record for record in records if record.outcome is None]
         finished = [record for record in records if record.outcome is not None]
         # Only a workflow known to exist can be contradicted: another amount sent before the
         # original start would simply start the transfer with that amount.
         held = [record for record in in_flight if record.held]
-        same = _sample(self.rng, in_flight, SAME_FIELDS) + _sample(self.rng, finished, FINISHED)
-        other = _sample(self.rng, held, OTHER_FIELDS)
+        same = sample_up_to(self.rng, in_flight, SAME_FIELDS) + sample_up_to(
+            self.rng, finished, FINISHED
+        )
+        other = sample_up_to(self.rng, held, OTHER_FIELDS)
+        for record in same + other:
+            record.duplicated = True
         self._answers += [asyncio.create_task(self._same_fields(record)) for record in same]
         self._answers += [asyncio.create_task(self._other_fields(record)) for record in other]
-        return f"{len(same)} with the same fields, {len(other)} with another amount"
+        note = f"{len(same)} with the same fields, {len(other)} with another amount"
+        return Effect(note, took_effect=bool(same and other))
 
     async def collect(self, timeout_s: float) -> None:
         """Wait for the answers still out; those that do not come count as unanswered."""
@@ -101,7 +109,3 @@ class DuplicateBursts:
 
 def _name(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _sample(rng: random.Random, records: list[TransferRecord], size: int) -> list[TransferRecord]:
-    return rng.sample(records, min(size, len(records)))

@@ -4,21 +4,24 @@ accounts, entries and active holds, the audit, and Temporal's record of every tr
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from shards.audit import AuditReport, run_audit
 from shards.ledger import Ledger
 from shards.records import AccountView
 from shards.router import ShardRouter
 from shards.schema import HoldStatus, entries, holds
-from transfers.client import PENDING_WORKFLOW_TYPE, WORKFLOW_TYPE, TransfersClient
+from transfers.client import PENDING_WORKFLOW_TYPE, WORKFLOW_TYPE, TransfersClient, workflow_id
+from workflows.models import TransferOutcome
 from workflows.search_attributes import TRANSFER_STATUS
 
 VISIBILITY_WAIT_S = 10.0  # Temporal's list can trail the closing of a run by a moment
+RESULT_WAIT_S = 5.0  # a closed run's result is one call away
 OPEN = "OPEN"
 
 
@@ -32,12 +35,25 @@ class EntryFact:
 
 
 @dataclass(frozen=True)
-class TemporalView:
-    """Per transfer id: how many workflow runs it has, and the status of the latest listed
-    (`OPEN` while it still runs)."""
+class RunFact:
+    """One workflow run of a transfer id: our status search attribute once it closed (`OPEN`
+    while it runs), and for a run started with other fields, the type of the error it ended
+    with."""
 
-    runs: Counter[str]
-    statuses: dict[str, str]
+    run_id: str
+    status: str
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class TemporalView:
+    """Per transfer id, its workflow runs, the first started first."""
+
+    runs: dict[str, list[RunFact]] = field(default_factory=dict)
+
+    def first_status(self, transfer_id: str) -> str:
+        runs = self.runs.get(transfer_id)
+        return runs[0].status if runs else "not listed"
 
 
 @dataclass(frozen=True)
@@ -50,9 +66,11 @@ class Evidence:
 
 
 async def gather_evidence(
-    router: ShardRouter, client: TransfersClient, submitted: set[str]
+    router: ShardRouter, client: TransfersClient, submitted: set[str], reused: set[str]
 ) -> Evidence:
-    """Everything the checks need; Temporal's list is read until it shows `submitted` closed."""
+    """Everything the checks need; Temporal's list is read until it shows every run of
+    `submitted` closed. The runs that `reused` ids got later (other fields) come with their
+    error."""
     shard_entries: list[EntryFact] = []
     active_holds: list[str] = []
     entry_query = select(
@@ -67,12 +85,14 @@ async def gather_evidence(
         async with shard.begin() as connection:
             shard_entries += [EntryFact(*row) for row in await connection.execute(entry_query)]
             active_holds += list((await connection.execute(hold_query)).scalars())
+    temporal = await _temporal_view(client, submitted)
     return Evidence(
         accounts=await Ledger(router).list_accounts(limit=1_000_000),
         entries=shard_entries,
         active_holds=active_holds,
+        # TODO(issue 11): run_audit(router, quiet=True) once that keyword lands in shards/audit.py
         audit=await run_audit(router),
-        temporal=await _temporal_view(client, submitted),
+        temporal=await _with_errors_of_later_runs(client, temporal, reused),
     )
 
 
@@ -81,21 +101,60 @@ async def _temporal_view(client: TransfersClient, submitted: set[str]) -> Tempor
     deadline = loop.time() + VISIBILITY_WAIT_S
     while True:
         view = await _list_transfers(client)
-        still_open = {id_ for id_ in submitted if view.statuses.get(id_, OPEN) == OPEN}
+        running = {id_ for id_, runs in view.runs.items() if any(r.status == OPEN for r in runs)}
+        still_open = submitted - (set(view.runs) - running)  # unlisted, or a run not closed
         if not still_open or loop.time() > deadline:
             return view
         await asyncio.sleep(0.5)
 
 
 async def _list_transfers(client: TransfersClient) -> TemporalView:
-    runs: Counter[str] = Counter()
-    statuses: dict[str, str] = {}
+    listed: dict[str, list[tuple[datetime, RunFact]]] = {}
     query = f"WorkflowType IN ('{WORKFLOW_TYPE}', '{PENDING_WORKFLOW_TYPE}')"
     async for execution in client.client.list_workflows(query):
         transfer_id = execution.id.removeprefix("transfer-")
-        runs[transfer_id] += 1
-        closed = execution.status not in {None, WorkflowExecutionStatus.RUNNING}
-        # a run closed without a final status of ours failed outright (terminated, ...)
-        status = execution.typed_search_attributes.get(TRANSFER_STATUS) or "no status"
-        statuses[transfer_id] = status if closed else OPEN
-    return TemporalView(runs, statuses)
+        fact = RunFact(execution.run_id, _status(execution))
+        listed.setdefault(transfer_id, []).append((execution.start_time, fact))
+    return TemporalView(
+        {
+            id_: [fact for _, fact in sorted(runs, key=lambda r: r[0])]
+            for id_, runs in listed.items()
+        }
+    )
+
+
+def _status(execution: WorkflowExecution) -> str:
+    if execution.status in {None, WorkflowExecutionStatus.RUNNING}:
+        return OPEN
+    # a run closed without a final status of ours failed outright (terminated, ...)
+    return execution.typed_search_attributes.get(TRANSFER_STATUS) or "no status"
+
+
+async def _with_errors_of_later_runs(
+    client: TransfersClient, view: TemporalView, reused: set[str]
+) -> TemporalView:
+    """The view with the error of every closed later run of a `reused` id, read from its result
+    (the search attributes do not say it)."""
+    runs = dict(view.runs)
+    for transfer_id in reused & set(runs):
+        first, *later = runs[transfer_id]
+        runs[transfer_id] = [first] + [await _with_error(client, transfer_id, run) for run in later]
+    return TemporalView(runs)
+
+
+async def _with_error(client: TransfersClient, transfer_id: str, run: RunFact) -> RunFact:
+    if run.status == OPEN:
+        return run
+    handle = client.client.get_workflow_handle(
+        workflow_id(transfer_id), run_id=run.run_id, result_type=TransferOutcome
+    )
+    try:
+        async with asyncio.timeout(RESULT_WAIT_S):
+            outcome = await handle.result(follow_runs=False)
+    except WorkflowFailureError as failure:  # failed outright: the cause names the error
+        cause = failure.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) else None
+        return RunFact(run.run_id, run.status, error_type or type(cause).__name__)
+    except TimeoutError:
+        return RunFact(run.run_id, run.status, "no result")
+    return RunFact(run.run_id, run.status, outcome.error.type if outcome.error else "none")

@@ -60,6 +60,19 @@ ALLOWED_STATUSES = {
     K.PENDING_VOID: {S.VOIDED, S.FAILED, S.EXPIRED},
     K.PENDING_EXPIRE: {S.EXPIRED, S.FAILED},
 }
+# A transfer cancelled, or with an account frozen for a moment while it ran, may also be refused
+# (FAILED), refunded after its debit or capture when its credit is refused (COMPENSATED), or
+# voided while held.
+_DISTURBED_EXTRA = {
+    K.CROSS_SHARD: {S.COMPENSATED},
+    K.PENDING_POST: {S.COMPENSATED, S.VOIDED},
+    K.PENDING_PARTIAL: {S.COMPENSATED, S.VOIDED},
+    K.PENDING_EXPIRE: {S.VOIDED},
+}
+DISTURBED_STATUSES = {
+    kind: statuses | {S.FAILED} | _DISTURBED_EXTRA.get(kind, set())
+    for kind, statuses in ALLOWED_STATUSES.items()
+}
 
 
 @dataclass(frozen=True)

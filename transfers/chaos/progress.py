@@ -54,7 +54,9 @@ class ChaosProgress:
             )
             grid.add_row("client retries", str(workload.client_retries))
         if self.injector is not None:
-            injected = Counter(str(done.fault.kind) for done in self.injector.injected)
+            injected = Counter(
+                str(done.fault.kind) for done in self.injector.injected if done.effect.took_effect
+            )
             grid.add_row("faults so far", ", ".join(f"{k} {n}" for k, n in injected.items()))
             grid.add_row("under way", ", ".join(sorted(self.injector.active)) or "none")
         return grid

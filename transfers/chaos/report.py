@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from transfers.chaos.duplicates import DuplicateTally
-from transfers.chaos.faults import InjectedFault
-from transfers.chaos.invariants import Violation
+from transfers.chaos.effects import InjectedFault
+from transfers.chaos.run_record import Violation
 from transfers.chaos.schedule import Fault, FaultKind
 
 SHOWN_VIOLATIONS = 50
@@ -27,6 +27,8 @@ class ChaosReport:
     injected: list[InjectedFault]
     submitted: int
     by_status: Counter[str]  # final status -> transfers
+    # transfers "cancelled", "frozen" (an account of theirs, meanwhile), "reused" (their id)
+    disturbed: Counter[str]
     duplicates: DuplicateTally
     client_retries: int
     worker_restarts: int  # by the supervisor, after a worker exited by itself
@@ -42,9 +44,18 @@ class ChaosReport:
 
     @property
     def faults(self) -> dict[str, int]:
-        """Fault kind -> how many were injected (every kind listed)."""
-        injected = Counter(done.fault.kind for done in self.injected)
-        return {kind.value: injected[kind] for kind in FaultKind}
+        """Fault kind -> how many took effect (every kind listed)."""
+        return self._count_faults(took_effect=True)
+
+    @property
+    def faults_without_effect(self) -> dict[str, int]:
+        """Fault kind -> how many were attempted but changed nothing (no worker to kill, no
+        commit of the crash step in time, nothing in flight to cancel ...)."""
+        return self._count_faults(took_effect=False)
+
+    def _count_faults(self, *, took_effect: bool) -> dict[str, int]:
+        done = Counter(d.fault.kind for d in self.injected if d.effect.took_effect == took_effect)
+        return {kind.value: done[kind] for kind in FaultKind}
 
     @property
     def unfinished(self) -> int:
@@ -61,8 +72,10 @@ class ChaosReport:
                 "submitted": self.submitted,
                 "by_status": dict(sorted(self.by_status.items())),
                 "unfinished": self.unfinished,
+                **{how: self.disturbed[how] for how in DISTURBANCES},
             },
             "faults": self.faults,
+            "faults_without_effect": self.faults_without_effect,
             "fault_log": [_fault_json(done) for done in self.injected],
             "schedule": [fault.as_json() for fault in self.schedule],
             "duplicates": {
@@ -114,13 +127,22 @@ class ChaosReport:
             table.add_row(status, str(number))
         table.add_row("[bold]submitted[/]", str(self.submitted))
         table.add_row("not final", _flag(self.unfinished))
+        for how, label in DISTURBANCES.items():
+            table.add_row(label, str(self.disturbed[how]))
         return table
 
     def _faults_table(self) -> Table:
-        table = Table("fault", "injected", "at s after traffic began (shard)", title="faults")
+        table = Table(
+            "fault",
+            "took effect",
+            "without",
+            "at s after traffic began (shard or step; * without effect)",
+            title="faults",
+        )
         for kind, number in self.faults.items():
             when = [_when(done) for done in self.injected if done.fault.kind == kind]
-            table.add_row(kind, str(number), " ".join(when))
+            missed = self.faults_without_effect[kind]
+            table.add_row(kind, str(number), str(missed) if missed else "", " ".join(when))
         return table
 
     def _checks_table(self) -> Table:
@@ -131,9 +153,19 @@ class ChaosReport:
         return table
 
 
+# how a transfer was disturbed -> the line of the transfers table that counts them
+DISTURBANCES = {
+    "cancelled": "cancelled while running",
+    "frozen": "an account frozen meanwhile",
+    "reused": "id reused, other fields",
+}
+
+
 def _when(done: InjectedFault) -> str:
-    shard = done.fault.shard
-    return f"{done.started_s:.0f}" + ("" if shard is None else f" ({shard})")
+    fault = done.fault
+    target = fault.step if fault.shard is None else fault.shard
+    missed = "" if done.effect.took_effect else "*"
+    return f"{done.started_s:.0f}{missed}" + ("" if target is None else f" ({target})")
 
 
 def _flag(number: int) -> str:
@@ -145,5 +177,6 @@ def _fault_json(done: InjectedFault) -> dict[str, Any]:
         **done.fault.as_json(),
         "started_s": round(done.started_s, 1),
         "ended_s": round(done.ended_s, 1),
-        "note": done.note,
+        "took_effect": done.effect.took_effect,
+        "note": done.effect.note,
     }

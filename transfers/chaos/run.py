@@ -14,11 +14,14 @@ from shards.router import ShardRouter
 from transfers.chaos.accounts import open_accounts
 from transfers.chaos.duplicates import DuplicateBursts
 from transfers.chaos.evidence import gather_evidence
-from transfers.chaos.faults import FaultInjector
-from transfers.chaos.invariants import RunRecord, check_all
+from transfers.chaos.faults import FaultInjector, TrafficFaults
+from transfers.chaos.interference import Interference
+from transfers.chaos.invariants import check_all
 from transfers.chaos.mix import TransferMix
 from transfers.chaos.progress import ChaosProgress
 from transfers.chaos.report import ChaosReport
+from transfers.chaos.reuse import SameIdRuns
+from transfers.chaos.run_record import RunRecord
 from transfers.chaos.schedule import Fault, seeded_random
 from transfers.chaos.workload import Workload
 from transfers.client import TransfersClient, connect_temporal
@@ -74,7 +77,7 @@ class ChaosRun:
                 await router.dispose()
         finally:
             if self.injector is not None:
-                self.injector.thaw_all()  # a paused shard would never stop
+                self.injector.clean_up()  # a paused shard would never stop
             self.progress.phase("stopping the stack")
             await asyncio.to_thread(self.stack.stop)
         return replace(report, wall_s=loop.time() - began)
@@ -82,16 +85,21 @@ class ChaosRun:
     async def _exercise(
         self, info: StackInfo, router: ShardRouter, startup_s: float
     ) -> ChaosReport:
-        options, loop = self.options, asyncio.get_running_loop()
+        options, loop, ledger = self.options, asyncio.get_running_loop(), Ledger(router)
         self.progress.phase("opening accounts")
         book = await open_accounts(
-            Ledger(router), options.shard_count, seeded_random(options.seed, "accounts")
+            ledger, options.shard_count, seeded_random(options.seed, "accounts")
         )
         client = await _quiet_client(load_settings(options.data_dir))
         mix = TransferMix(book, seeded_random(options.seed, "traffic"), f"chaos-{options.seed}")
         workload = Workload(client, mix, options.concurrency)
         bursts = DuplicateBursts(workload, seeded_random(options.seed, "duplicates"))
-        injector = self.injector = FaultInjector(self.stack, info, bursts)
+        traffic = TrafficFaults(
+            bursts,
+            Interference(workload, ledger, book, seeded_random(options.seed, "interference")),
+            SameIdRuns(workload, book, seeded_random(options.seed, "reuse")),
+        )
+        injector = self.injector = FaultInjector(self.stack, info, traffic)
         self.progress.follow(workload, injector)
 
         self.progress.phase("traffic and faults")
@@ -112,7 +120,8 @@ class ChaosRun:
         self.progress.phase("checking invariants")
         # Pooled connections to a shard that was restarted are dead: read on fresh ones.
         await router.dispose()
-        evidence = await gather_evidence(router, client, set(workload.records))
+        reused = {id_ for id_, record in workload.records.items() if record.other_runs}
+        evidence = await gather_evidence(router, client, set(workload.records), reused)
         record = RunRecord(book, workload.records, workload.anomalies, bursts.tally.problems)
         return ChaosReport(
             seed=options.seed,
@@ -123,6 +132,7 @@ class ChaosRun:
             injected=injector.injected,
             submitted=len(workload.records),
             by_status=workload.by_status,
+            disturbed=workload.disturbed,
             duplicates=bursts.tally,
             client_retries=workload.client_retries,
             worker_restarts=injector.worker_restarts,

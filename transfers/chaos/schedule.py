@@ -2,20 +2,25 @@
 same faults, on the same targets, at the same offsets (the traffic around them still varies).
 
 A run is split into rounds. Each round pauses one shard for longer than a step's start-to-close
-timeout while the other faults happen one after another beside it, on the other shards; the first
-round has every kind, later ones a seeded subset. After the last round, traffic keeps running for
-`RECOVERY_S`: activity attempts lost with a killed worker are only retried once their
-start-to-close timeout has passed.
+timeout while the faults on processes happen one after another beside it, on the other shards,
+and the faults on traffic (cancellations, frozen accounts, reused ids) each at its own time; the
+first round has every kind, later ones a seeded subset. A round's crash-after-commit worker starts
+just before its pause, since a worker cannot start while a shard is paused. After the last round,
+traffic keeps running for `RECOVERY_S`: activity attempts lost with a killed worker are only
+retried once their start-to-close timeout has passed.
 """
 
 from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workflows.policies import STEP_START_TO_CLOSE
+
+T = TypeVar("T")
 
 STEP_TIMEOUT_S = STEP_START_TO_CLOSE.total_seconds()
 WARMUP_S = 3.0  # traffic before the first fault
@@ -24,6 +29,23 @@ PAUSE_S = STEP_TIMEOUT_S + 5  # a paused shard outlives the attempts that were r
 RECOVERY_S = STEP_TIMEOUT_S
 MIN_DURATION_S = WARMUP_S + ROUND_S + RECOVERY_S
 LATER_ROUND_ODDS = 0.6  # each kind's chance to be in a round after the first
+CRASH_LEAD_S = 5.0  # the crash worker's head start on the pause: enough to start up
+FREEZE_S = (1.0, 4.0)
+# The steps whose first commit the crash worker dies after (TRANSFERS_CRASH_AFTER_COMMIT).
+CRASH_STEPS = (
+    "route",
+    "debit",
+    "credit",
+    "refund",
+    "fence_credit",
+    "transfer_within_shard",
+    "hold",
+    "capture",
+    "release",
+)
+# The first round, the one every run has, crashes after a step that plain traffic commits within
+# seconds; a fence or a route may need a cancellation or more luck.
+FIRST_CRASH_STEPS = tuple(step for step in CRASH_STEPS if step not in {"route", "fence_credit"})
 
 
 class FaultKind(enum.StrEnum):
@@ -32,6 +54,20 @@ class FaultKind(enum.StrEnum):
     TEMPORAL_RESTART = "temporal_restart"  # stop the dev server; same port, same SQLite file
     SHARD_PAUSE = "shard_pause"  # SIGSTOP a shard's processes for PAUSE_S, then SIGCONT
     DUPLICATE_BURST = "duplicate_burst"  # resubmit ids in flight, some with other fields
+    KILL_AFTER_COMMIT = "kill_after_commit"  # a second worker exits right after a step's commit
+    CANCEL = "cancel"  # cancel transfers in flight, single and pending ones
+    FREEZE_FLIP = "freeze_flip"  # freeze accounts in use for FREEZE_S, then unfreeze them
+    SAME_ID_OTHER_FIELDS = "same_id_other_fields"  # a new run of an ended id, other fields
+
+
+# Faults on processes take turns; the others (a pause, traffic, a second worker) run beside them.
+IN_TURN = (
+    FaultKind.WORKER_KILL,
+    FaultKind.SHARD_RESTART,
+    FaultKind.TEMPORAL_RESTART,
+    FaultKind.DUPLICATE_BURST,
+)
+ON_TRAFFIC = (FaultKind.CANCEL, FaultKind.FREEZE_FLIP, FaultKind.SAME_ID_OTHER_FIELDS)
 
 
 # What a fault costs beyond its hold_s before the next one may start: a worker's start-up, a
@@ -46,17 +82,20 @@ RECOVERY_ESTIMATE_S = {
 
 @dataclass(frozen=True)
 class Fault:
-    """One planned fault: `at_s` after traffic starts, lasting `hold_s` (down time, pause)."""
+    """One planned fault: `at_s` after traffic starts, lasting `hold_s` (down time, pause,
+    freeze); `step` is the one a crash-after-commit worker dies after."""
 
     at_s: float
     kind: FaultKind
     hold_s: float = 0.0
     shard: int | None = None
+    step: str | None = None
 
     def describe(self) -> str:
         target = "" if self.shard is None else f" shard {self.shard}"
+        step = "" if self.step is None else f" {self.step}"
         lasting = f" for {self.hold_s:.1f}s" if self.hold_s else ""
-        return f"t+{self.at_s:.1f}s {self.kind}{target}{lasting}"
+        return f"t+{self.at_s:.1f}s {self.kind}{step}{target}{lasting}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,12 +103,18 @@ class Fault:
             "kind": self.kind.value,
             "hold_s": round(self.hold_s, 1),
             "shard": self.shard,
+            "step": self.step,
         }
 
 
 def seeded_random(seed: int, stream: str) -> random.Random:
     """The run's random stream for one purpose (faults, traffic, ...): the same for a seed."""
     return random.Random(f"{seed}/{stream}")  # noqa: S311 (reproducible on purpose, no secret)
+
+
+def sample_up_to(rng: random.Random, items: Sequence[T], size: int) -> list[T]:
+    """`size` of `items` drawn at random, or all of them when there are fewer."""
+    return rng.sample(list(items), min(size, len(items)))
 
 
 def build_schedule(seed: int, duration_s: float, shard_count: int) -> list[Fault]:
@@ -88,24 +133,32 @@ def build_schedule(seed: int, duration_s: float, shard_count: int) -> list[Fault
         kinds = list(FaultKind)
         if number > 0:
             kinds = [kind for kind in kinds if rng.random() < LATER_ROUND_ODDS]
-        faults += _round(rng, WARMUP_S + number * ROUND_S, kinds, shard_count)
+        faults += _round(rng, WARMUP_S + number * ROUND_S, kinds, shard_count, first=number == 0)
     return sorted(faults, key=lambda fault: fault.at_s)
 
 
 def _round(
-    rng: random.Random, start_s: float, kinds: list[FaultKind], shard_count: int
+    rng: random.Random, start_s: float, kinds: list[FaultKind], shard_count: int, *, first: bool
 ) -> list[Fault]:
     paused = rng.randrange(shard_count)
+    other_shards = [shard for shard in range(shard_count) if shard != paused]
     faults: list[Fault] = []
+    if FaultKind.KILL_AFTER_COMMIT in kinds:
+        step = rng.choice(FIRST_CRASH_STEPS if first else CRASH_STEPS)
+        at_s = start_s + rng.uniform(0, 0.5)
+        faults.append(Fault(at_s, FaultKind.KILL_AFTER_COMMIT, step=step))
     if FaultKind.SHARD_PAUSE in kinds:
-        offset = rng.uniform(0, ROUND_S - PAUSE_S - 2)
+        offset = rng.uniform(CRASH_LEAD_S, ROUND_S - PAUSE_S - 1)
         faults.append(Fault(start_s + offset, FaultKind.SHARD_PAUSE, PAUSE_S, paused))
-    in_turn = [kind for kind in kinds if kind != FaultKind.SHARD_PAUSE]
+    for kind in (kind for kind in ON_TRAFFIC if kind in kinds):
+        at_s = start_s + rng.uniform(2, ROUND_S - FREEZE_S[1] - 2)
+        faults.append(_fault(rng, at_s, kind, other_shards))
+    in_turn = [kind for kind in IN_TURN if kind in kinds]
     rng.shuffle(in_turn)
     cursor = start_s
     for kind in in_turn:
         cursor += rng.uniform(1, 3)
-        fault = _fault(rng, cursor, kind, [s for s in range(shard_count) if s != paused])
+        fault = _fault(rng, cursor, kind, other_shards)
         faults.append(fault)
         cursor += fault.hold_s + RECOVERY_ESTIMATE_S[kind]
     return faults
@@ -118,4 +171,6 @@ def _fault(rng: random.Random, at_s: float, kind: FaultKind, other_shards: list[
         return Fault(at_s, kind, rng.uniform(1, 4), rng.choice(other_shards))
     if kind == FaultKind.TEMPORAL_RESTART:
         return Fault(at_s, kind, rng.uniform(0.5, 2))
+    if kind == FaultKind.FREEZE_FLIP:
+        return Fault(at_s, kind, rng.uniform(*FREEZE_S), rng.choice(other_shards))
     return Fault(at_s, kind)

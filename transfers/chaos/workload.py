@@ -17,7 +17,7 @@ from typing import TypeVar
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from shards.errors import HoldExpired, HoldNotActive
+from shards.errors import BusinessError, HoldExpired, HoldNotActive
 from transfers.chaos.mix import PlannedTransfer, TransferKind, TransferMix
 from transfers.client import TemporalUnavailable, TransfersClient
 from workflows.models import PendingTransferRequest, TransferOutcome, TransferRequest
@@ -39,6 +39,10 @@ class TransferRecord:
     outcome: TransferOutcome | None = None
     held: bool = False  # a pending transfer whose workflow is known to have started
     last_error: str | None = None
+    # what else may have changed its end: "cancel", "freeze" (of one of its accounts)
+    disturbed_by: set[str] = field(default_factory=set)
+    duplicated: bool = False  # in a duplicate burst: the same-id fault leaves it alone
+    other_runs: int = 0  # runs of its workflow id started with other fields (by the fault)
 
     @property
     def request(self) -> TransferRequest:
@@ -56,6 +60,13 @@ class Workload:
     client_retries: int = 0
     # (transfer id, error) for errors that no fault explains
     anomalies: list[tuple[str, str]] = field(default_factory=list)
+    frozen: set[str] = field(default_factory=set)  # accounts a freeze-flip has not thawed yet
+
+    def disturb(self, account_ids: set[str], how: str) -> None:
+        """Mark every transfer not known to have ended that touches `account_ids`."""
+        for record in self.records.values():
+            if record.outcome is None and _accounts(record.request) & account_ids:
+                record.disturbed_by.add(how)
 
     async def run(self, seconds: float) -> None:
         """Submit transfers for `seconds`, `concurrency` at a time."""
@@ -83,6 +94,16 @@ class Workload:
             record.outcome.status.value for record in self.records.values() if record.outcome
         )
 
+    @property
+    def disturbed(self) -> Counter[str]:
+        """Transfers "cancelled", with an account "frozen" meanwhile, with their id "reused"."""
+        counts: Counter[str] = Counter()
+        for record in self.records.values():
+            counts["cancelled"] += "cancel" in record.disturbed_by
+            counts["frozen"] += "freeze" in record.disturbed_by
+            counts["reused"] += bool(record.other_runs)
+        return counts
+
     async def retrying(self, record: TransferRecord, call: Callable[[], Awaitable[T]]) -> T:
         """`call` until it answers; Temporal being down is retried, anything else raised."""
         while True:
@@ -104,6 +125,8 @@ class Workload:
         while loop.time() < until:
             planned = self.mix.next()
             record = self.records[planned.request.transfer_id] = TransferRecord(planned)
+            if _accounts(record.request) & self.frozen:
+                record.disturbed_by.add("freeze")
             try:
                 async with asyncio.timeout(CLIENT_WAIT_S):
                     await self._follow(record, self._carry_out(record))
@@ -127,9 +150,13 @@ class Workload:
         try:
             return await self.retrying(record, lambda: self._decide(planned))
         except (HoldNotActive, HoldExpired):
-            # A retried Update whose first try was accepted, or a hold that lapsed first:
-            # the final outcome says which.
+            # A retried Update whose first try was accepted, a hold that lapsed or was voided
+            # by a cancellation first: the final outcome says which.
             return await self._join(request)
+        except BusinessError:
+            if not record.disturbed_by:
+                raise
+            return await self._join(request)  # a frozen source refuses the capture
 
     def _decide(self, planned: PlannedTransfer) -> Awaitable[TransferOutcome]:
         transfer_id = planned.request.transfer_id
@@ -146,3 +173,7 @@ class Workload:
             return await self.client.submit(request)
 
         return await self.retrying(self.records[request.transfer_id], join)
+
+
+def _accounts(request: TransferRequest) -> set[str]:
+    return {request.source_account_id, request.target_account_id}
