@@ -108,7 +108,7 @@ def _stranded_capture(ledger: Ledger) -> None:
 
 
 def _refunded_to_the_target(ledger: Ledger) -> None:
-    _compensated(ledger, "cancel")
+    _compensated(ledger, "cancelled")
     ledger.entries[2] = EntryFact("t1", "refund", "b", 100, False)
     ledger.balances.update(a=900, b=100)
 
@@ -175,7 +175,7 @@ BREAKAGES: dict[str, tuple[Callable[[Ledger], None], set[str]]] = {
         {"expected_outcome"},
     ),
     "a cancelled same-shard transfer that was voided": (
-        lambda ledger: _ends(ledger, K.SAME_SHARD, S.VOIDED, "cancel"),
+        lambda ledger: _ends(ledger, K.SAME_SHARD, S.VOIDED, "cancelled"),
         {"expected_outcome", "moves", "conservation"},
     ),
     "a failed transfer that moved money": (
@@ -257,7 +257,7 @@ def test_a_failed_transfer_debited_and_refunded_moved_nothing_net() -> None:
 
 def test_a_cancelled_transfer_may_be_refunded_and_a_refused_other_run_is_fine() -> None:
     ledger = Ledger()
-    _compensated(ledger, "cancel")
+    _compensated(ledger, "cancelled")
     _run_with_other_fields(ledger, S.FAILED, "IdempotencyConflict")
 
     assert ledger.violations() == {}

@@ -60,7 +60,7 @@ class Interference:
         accounts = sample_up_to(self.rng, on_shard, FLIPPED_ACCOUNTS)
         # Marked before the freeze commits; transfers drawn until the unfreeze are marked too.
         self.workload.frozen.update(accounts)
-        self.workload.disturb(set(accounts), "freeze")
+        self.workload.disturb(set(accounts), "frozen")
         froze = [a for a in accounts if await self._set_status(a, AccountStatus.FROZEN)]
         await asyncio.sleep(frozen_s)
         stuck = []
@@ -77,7 +77,7 @@ class Interference:
     async def _cancel(self, record: TransferRecord) -> bool:
         """Whether the transfer was running when cancelled; unmarked when it was not."""
         transfer_id = record.request.transfer_id
-        record.disturbed_by.add("cancel")
+        record.disturbed_by.add("cancelled")
         try:
             async with asyncio.timeout(CANCEL_WAIT_S):
                 running = await self.workload.retrying(
@@ -88,7 +88,7 @@ class Interference:
         except TimeoutError:
             return False  # Temporal stayed away; the cancellation may have arrived: still marked
         if not running:
-            record.disturbed_by.discard("cancel")
+            record.disturbed_by.discard("cancelled")
         return running
 
     async def _set_status(self, account_id: str, status: AccountStatus) -> bool:

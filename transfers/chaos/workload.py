@@ -39,7 +39,7 @@ class TransferRecord:
     outcome: TransferOutcome | None = None
     held: bool = False  # a pending transfer whose workflow is known to have started
     last_error: str | None = None
-    # what else may have changed its end: "cancel", "freeze" (of one of its accounts)
+    # what else may have changed its end: "cancelled", "frozen" (one of its accounts, a while)
     disturbed_by: set[str] = field(default_factory=set)
     duplicated: bool = False  # in a duplicate burst: the same-id fault leaves it alone
     other_runs: int = 0  # runs of its workflow id started with other fields (by the fault)
@@ -97,11 +97,9 @@ class Workload:
     @property
     def disturbed(self) -> Counter[str]:
         """Transfers "cancelled", with an account "frozen" meanwhile, with their id "reused"."""
-        counts: Counter[str] = Counter()
-        for record in self.records.values():
-            counts["cancelled"] += "cancel" in record.disturbed_by
-            counts["frozen"] += "freeze" in record.disturbed_by
-            counts["reused"] += bool(record.other_runs)
+        records = self.records.values()
+        counts = Counter(how for record in records for how in record.disturbed_by)
+        counts["reused"] = sum(bool(record.other_runs) for record in records)
         return counts
 
     async def retrying(self, record: TransferRecord, call: Callable[[], Awaitable[T]]) -> T:
@@ -126,7 +124,7 @@ class Workload:
             planned = self.mix.next()
             record = self.records[planned.request.transfer_id] = TransferRecord(planned)
             if _accounts(record.request) & self.frozen:
-                record.disturbed_by.add("freeze")
+                record.disturbed_by.add("frozen")
             try:
                 async with asyncio.timeout(CLIENT_WAIT_S):
                     await self._follow(record, self._carry_out(record))
