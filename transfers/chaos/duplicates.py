@@ -20,7 +20,7 @@ from workflows.models import TransferOutcome, TransferRequest
 
 SAME_FIELDS = 16  # ids in flight, submitted again as they were
 FINISHED = 4  # ids already final, submitted again: the first outcome comes back
-OTHER_FIELDS = 3  # held ids submitted again with another amount
+OTHER_FIELDS = 3  # held ids (else final ones) submitted again with another amount
 
 
 @dataclass
@@ -49,12 +49,14 @@ class DuplicateBursts:
         in_flight = [record for record in records if record.outcome is None]
         finished = [record for record in records if record.outcome is not None]
         # Only a workflow known to exist can be contradicted: another amount sent before the
-        # original start would simply start the transfer with that amount.
+        # original start would simply start the transfer with that amount. Held ones come
+        # first; final ones make up the number when few are held (a fault holds traffic up).
         held = [record for record in in_flight if record.held]
         same = sample_up_to(self.rng, in_flight, SAME_FIELDS) + sample_up_to(
             self.rng, finished, FINISHED
         )
         other = sample_up_to(self.rng, held, OTHER_FIELDS)
+        other += sample_up_to(self.rng, finished, OTHER_FIELDS - len(other))
         for record in same + other:
             record.duplicated = True
         self._answers += [asyncio.create_task(self._same_fields(record)) for record in same]
