@@ -66,6 +66,7 @@ def build_worker(
         settings,
         workflows=[TransferWorkflow, PendingTransferWorkflow],
         activities=[
+            activities.claim,
             activities.route,
             activities.debit,
             activities.credit,

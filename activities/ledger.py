@@ -8,6 +8,8 @@ Every step is idempotent by (transfer_id, kind) in the shard, so a retry replays
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -21,6 +23,7 @@ from shards.schema import HoldStatus
 from workflows.models import (
     AppliedEntry,
     CaptureRequest,
+    ClaimRequest,
     HoldApplied,
     HoldRequest,
     Route,
@@ -29,7 +32,15 @@ from workflows.models import (
     WithinShardRequest,
 )
 
-LedgerStep = Callable[[str, str, int, str | None], Awaitable[StepResult]]
+# transfer_id, account_id, amount, currency, fingerprint
+LedgerStep = Callable[[str, str, int, str | None, str | None], Awaitable[StepResult]]
+
+# Test-only: the name of a step (claim, debit, credit, fence_credit, refund,
+# transfer_within_shard, hold, capture, release). The worker process exits at once right after
+# that step's first shard transaction commits, before its workflow task can complete: the crash
+# that a local activity's commit must survive (tests/workflows/test_lost_tasks_crash.py, chaos).
+CRASH_AFTER_COMMIT = "TRANSFERS_CRASH_AFTER_COMMIT"
+CRASH_EXIT_CODE = 70
 
 
 class LedgerActivities:
@@ -37,11 +48,32 @@ class LedgerActivities:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.crash_after_commit = os.environ.get(CRASH_AFTER_COMMIT) or None
+
+    def _committed(self, step: str) -> None:
+        if step == self.crash_after_commit:
+            print(f"{CRASH_AFTER_COMMIT}={step}: exiting after the commit", file=sys.stderr)
+            os._exit(CRASH_EXIT_CODE)
+
+    @activity.defn
+    async def claim(self, request: ClaimRequest) -> Route:
+        """A saga's first step: make this request the owner of its transfer id (refused with
+        IdempotencyConflict if another request has it), and route both sides."""
+        with _refusals_are_final(request.transfer_id, "claim"):
+            await self.ledger.claim(request.transfer_id, request.fingerprint)
+            router = self.ledger.router
+            route = Route(
+                source_shard=router.index_for(request.source_account_id),
+                target_shard=router.index_for(request.target_account_id),
+            )
+        self._committed("claim")
+        return route
 
     @activity.defn
     async def route(self, request: TransferRequest) -> Route:
-        """The shard of each account. Run as a local activity so that the answer is recorded in
-        history: a replay never re-computes it, even if SHARD_DSNS changed since."""
+        """The shard of each account, for runs recorded before `claim` (which routes too). Run as
+        a local activity so that the answer is recorded in history: a replay never re-computes
+        it, even if SHARD_DSNS changed since."""
         with _refusals_are_final(request.transfer_id, "route"):
             router = self.ledger.router
             return Route(
@@ -62,7 +94,7 @@ class LedgerActivities:
     @activity.defn
     async def fence_credit(self, request: StepRequest) -> AppliedEntry:
         """The credit if it landed; else a marker that refuses it from now on."""
-        return await self._apply("fence credit", request, self.ledger.fence_credit)
+        return await self._apply("fence_credit", request, self.ledger.fence_credit)
 
     @activity.defn
     async def refund(self, request: StepRequest) -> AppliedEntry:
@@ -81,7 +113,9 @@ class LedgerActivities:
                 request.target_account_id,
                 request.amount,
                 request.currency,
+                request.fingerprint,
             )
+        self._committed("transfer_within_shard")
         _log_applied(debit)
         _log_applied(credit)
         return _entry(debit), _entry(credit)
@@ -96,7 +130,9 @@ class LedgerActivities:
                 request.amount,
                 request.ttl_s,
                 request.currency,
+                request.fingerprint,
             )
+            self._committed("hold")
             if hold.status != HoldStatus.ACTIVE:  # found again, but resolved long ago
                 raise HoldNotActive(f"the hold of transfer {request.transfer_id} is {hold.status}")
         activity.logger.info(
@@ -119,28 +155,35 @@ class LedgerActivities:
         """Take the hold (or `amount` of it, releasing the rest) as the source's debit."""
         with _refusals_are_final(request.transfer_id, "capture"):
             result = await self.ledger.capture(
-                request.transfer_id, request.account_id, request.amount
+                request.transfer_id, request.account_id, request.amount, request.fingerprint
             )
+        self._committed("capture")
         _log_applied(result)
         return _entry(result)
 
     @activity.defn
     async def release(self, request: StepRequest) -> AppliedEntry:
-        """Release the hold; a marker that refuses a late hold if it was never placed."""
+        """Release the hold; a marker that refuses a late hold if it was never placed. A hold
+        found captured comes back as its capture (kind `capture`): the caller owes it a credit."""
         return await self._apply(
             "release",
             request,
             # a release needs no currency: it gives back exactly what its hold reserved
-            lambda transfer_id, account_id, amount, _: self.ledger.release(
-                transfer_id, account_id, amount
+            lambda transfer_id, account_id, amount, _, fingerprint: self.ledger.release(
+                transfer_id, account_id, amount, fingerprint
             ),
         )
 
     async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
         with _refusals_are_final(request.transfer_id, kind):
             result = await step(
-                request.transfer_id, request.account_id, request.amount, request.currency
+                request.transfer_id,
+                request.account_id,
+                request.amount,
+                request.currency,
+                request.fingerprint,
             )
+        self._committed(kind)
         _log_applied(result)
         return _entry(result)
 

@@ -18,6 +18,7 @@ class PriorEntry:
     amount: int
     marker: bool
     balance_after: int
+    fingerprint: str | None  # None on entries older than migration 0002
 
     def result(self, transfer_id: str) -> StepResult:
         return StepResult(
@@ -49,6 +50,8 @@ class StepContext:
     states: dict[str, AccountState | None]
     prior: dict[str, PriorEntry]
     hold: HoldRow | None = None
+    # The request's digest: written on the step's entries, compared with those found.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
 from shards.changes import HoldRow
+from shards.claims import claim
 from shards.errors import (
     AccountAlreadyExists,
     AccountNotFound,
@@ -16,9 +17,10 @@ from shards.errors import (
     RouteChanged,
     SameAccount,
 )
+from shards.fingerprints import fingerprint_of
 from shards.records import AccountView, HoldView, StepResult
 from shards.router import ShardRouter
-from shards.runner import Applied, LockStrategy, RetryPolicy, StepRunner, validated_step
+from shards.runner import Applied, LockStrategy, Plan, RetryPolicy, StepRunner, validated_step
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.steps import (
     Step,
@@ -131,40 +133,68 @@ class Ledger:
         self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT)))
+        digest = fingerprint_of(K.DEPOSIT, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT), digest))
 
     async def withdraw(
         self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL)))
+        digest = fingerprint_of(K.WITHDRAWAL, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL), digest))
 
-    # saga steps ---------------------------------------------------------------------------
+    # saga steps: `fingerprint` is the digest of the step's request (see StepContext) ---------
+
+    async def claim(self, transfer_id: str, fingerprint: str) -> None:
+        """Make the request with `fingerprint` the owner of `transfer_id` (on the id's own
+        shard), or refuse it with IdempotencyConflict: a saga's first step."""
+        check_transfer_id(transfer_id)
+        await claim(self.router.shard_for(transfer_id), transfer_id, fingerprint)
 
     async def debit(
-        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT)))
+        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT), fingerprint))
 
     async def credit(
-        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT)))
+        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT), fingerprint))
 
     async def refund(
-        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_refund(ctx, step)))
+        return _one(await self._run(step, lambda ctx: plan_refund(ctx, step), fingerprint))
 
     async def fence_credit(
-        self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> StepResult:
         """The credit if it landed; else a marker (`marker=True`) that refuses it from now on."""
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_fence_credit(ctx, step)))
+        return _one(await self._run(step, lambda ctx: plan_fence_credit(ctx, step), fingerprint))
 
     async def transfer_within_shard(
         self,
@@ -173,6 +203,7 @@ class Ledger:
         target_account_id: str,
         amount: int,
         currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> tuple[StepResult, StepResult]:
         """Debit and credit two accounts of one shard atomically, rows locked in id order."""
         source = validated_step(transfer_id, source_account_id, amount, currency)
@@ -191,6 +222,7 @@ class Ledger:
             transfer_id,
             [source_account_id, target_account_id],
             lambda ctx: plan_transfer_within_shard(ctx, source, target_account_id),
+            fingerprint=fingerprint,
         )
         debit, credit = sorted(applied.results, key=lambda result: result.kind != K.DEBIT)
         return debit, credit
@@ -204,6 +236,7 @@ class Ledger:
         amount: int,
         ttl_s: float,
         currency: str | None = None,
+        fingerprint: str | None = None,
     ) -> HoldView:
         """Hold funds until the shard's clock passes now() + ttl_s."""
         if not 0 < ttl_s <= MAX_HOLD_TTL_S:
@@ -211,13 +244,21 @@ class Ledger:
                 f"hold time-to-live {ttl_s}s must be above 0 and at most {MAX_HOLD_TTL_S}s"
             )
         step = validated_step(transfer_id, account_id, amount, currency)
-        applied = await self._run(step, lambda ctx: plan_reserve(ctx, step, ttl_s), with_hold=True)
+        applied = await self._run(
+            step, lambda ctx: plan_reserve(ctx, step, ttl_s), fingerprint, with_hold=True
+        )
         return _hold_view(applied, replayed=applied.results[0].replayed)
 
     async def capture(
-        self, transfer_id: str, account_id: str, amount: int | None = None
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int | None = None,
+        fingerprint: str | None = None,
     ) -> StepResult:
-        """Take `amount` (default: all) of a live hold as the debit; the rest is released."""
+        """Take `amount` (default: all) of a live hold as the debit; the rest is released.
+
+        A capture made before is handed back as it was, whatever `amount` says now."""
         check_transfer_id(transfer_id)
         check_account_id(account_id)
         if amount is not None:
@@ -227,13 +268,19 @@ class Ledger:
             [account_id],
             lambda ctx: plan_capture(ctx, account_id, amount),
             with_hold=True,
+            fingerprint=fingerprint,
         )
         return _one(applied)
 
-    async def release(self, transfer_id: str, account_id: str, amount: int) -> StepResult:
-        """Release a hold; idempotent, and a marker when the hold was never placed."""
+    async def release(
+        self, transfer_id: str, account_id: str, amount: int, fingerprint: str | None = None
+    ) -> StepResult:
+        """Release a hold; idempotent, and a marker when the hold was never placed. A hold that
+        was captured is not released: the capture comes back (kind `capture`)."""
         step = validated_step(transfer_id, account_id, amount, None)
-        return _one(await self._run(step, lambda ctx: plan_release(ctx, step), with_hold=True))
+        return _one(
+            await self._run(step, lambda ctx: plan_release(ctx, step), fingerprint, with_hold=True)
+        )
 
     async def get_hold(self, transfer_id: str, account_id: str) -> HoldView | None:
         check_transfer_id(transfer_id)
@@ -250,8 +297,16 @@ class Ledger:
             row = (await connection.execute(query)).first()
         return None if row is None else HoldView(*row)
 
-    async def _run(self, step: Step, plan, with_hold: bool = False) -> Applied:  # type: ignore[no-untyped-def]
-        return await self.runner.run(step.transfer_id, [step.account_id], plan, with_hold=with_hold)
+    async def _run(
+        self, step: Step, plan: Plan, fingerprint: str | None, *, with_hold: bool = False
+    ) -> Applied:
+        return await self.runner.run(
+            step.transfer_id,
+            [step.account_id],
+            plan,
+            with_hold=with_hold,
+            fingerprint=fingerprint,
+        )
 
 
 def _hold_view(applied: Applied, *, replayed: bool) -> HoldView:

@@ -82,11 +82,15 @@ class StepRunner:
         plan: Plan,
         *,
         with_hold: bool = False,
+        fingerprint: str | None = None,
     ) -> Applied:
+        """`fingerprint`: the digest of the request the step belongs to (see StepContext)."""
         shard = self.router.shard_for(account_ids[0])
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                return await self._attempt(shard, transfer_id, account_ids, plan, with_hold)
+                return await self._attempt(
+                    shard, transfer_id, account_ids, plan, with_hold, fingerprint
+                )
             except Contended:
                 await asyncio.sleep(self.retry.backoff_s(attempt))
         raise VersionConflict(
@@ -101,6 +105,7 @@ class StepRunner:
         account_ids: Sequence[str],
         plan: Plan,
         with_hold: bool,
+        fingerprint: str | None,
     ) -> Applied:
         lock = self.strategy is LockStrategy.PESSIMISTIC
         try:
@@ -108,7 +113,12 @@ class StepRunner:
             # must not be read on either side of a concurrent commit.
             async with shard.driver_transaction(snapshot=not lock) as connection:
                 context = await read_context(
-                    connection, transfer_id, account_ids, lock=lock, with_hold=with_hold
+                    connection,
+                    transfer_id,
+                    account_ids,
+                    lock=lock,
+                    with_hold=with_hold,
+                    fingerprint=fingerprint,
                 )
                 context, outcome = await _decide(connection, plan, context, confirm=lock)
                 if isinstance(outcome, Replay):

@@ -114,6 +114,9 @@ class Entry(Base):
     amount: Mapped[MinorUnits]
     marker: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     balance_after: Mapped[MinorUnits]
+    # A digest of the whole request the entry belongs to (see workflows.models): a step of the
+    # same transfer id with another digest is refused. NULL on entries older than migration 0002.
+    fingerprint: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[DbTimestamp]
 
     __table_args__ = (
@@ -151,7 +154,24 @@ class Hold(Base):
     )
 
 
+class TransferClaim(Base):
+    """The first request that used a transfer id, on the id's own shard: the id's one owner.
+
+    Entries sit on the accounts' shards, so two requests of one id with no account in common
+    would never meet there; they meet here.
+    """
+
+    __tablename__ = "transfer_claims"
+
+    transfer_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[DbTimestamp]
+
+    __table_args__ = (CheckConstraint(f"transfer_id {ID_CHECK}", name="transfer_id_format"),)
+
+
 # Core tables for statements run on plain connections (no ORM session on the hot path).
 accounts = cast(Table, Account.__table__)
 entries = cast(Table, Entry.__table__)
 holds = cast(Table, Hold.__table__)
+transfer_claims = cast(Table, TransferClaim.__table__)

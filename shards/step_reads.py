@@ -39,6 +39,7 @@ class _AccountWithEntry:
     amount: int | None
     marker: bool | None
     balance_after: int | None
+    fingerprint: str | None
 
     def entry(self) -> PriorEntry | None:
         """The entry half of the row; None when the transfer has no entry (outer join)."""
@@ -51,7 +52,12 @@ class _AccountWithEntry:
         ):
             return None
         return PriorEntry(
-            self.kind, self.entry_account_id, self.amount, self.marker, self.balance_after
+            self.kind,
+            self.entry_account_id,
+            self.amount,
+            self.marker,
+            self.balance_after,
+            self.fingerprint,
         )
 
 
@@ -73,6 +79,7 @@ def _accounts_with_entries(accounts_read: int, *, lock: bool) -> Compiled:
             entries.c.amount,
             entries.c.marker,
             entries.c.balance_after,
+            entries.c.fingerprint,
         )
         .select_from(accounts.outerjoin(entries, entries.c.transfer_id == TRANSFER_ID))
         .where(accounts.c.account_id.in_(ids))
@@ -88,6 +95,7 @@ _PRIOR = Compiled.of(
         entries.c.amount,
         entries.c.marker,
         entries.c.balance_after,
+        entries.c.fingerprint,
     ).where(entries.c.transfer_id == TRANSFER_ID)
 )
 
@@ -118,6 +126,7 @@ async def read_context(
     *,
     lock: bool,
     with_hold: bool,
+    fingerprint: str | None = None,
 ) -> StepContext:
     """The step's inputs; `lock` takes the account rows' locks first (pessimistic)."""
     ids = sorted(set(account_ids))
@@ -138,7 +147,7 @@ async def read_context(
     if not rows:  # no account to hang the entries on: read them on their own
         prior = await read_prior(connection, transfer_id)
     hold = await _read_hold(connection, transfer_id) if with_hold else None
-    return StepContext(transfer_id, states, prior, hold)
+    return StepContext(transfer_id, states, prior, hold, fingerprint)
 
 
 async def read_prior(connection: Driver, transfer_id: str) -> dict[str, PriorEntry]:

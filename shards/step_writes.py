@@ -47,6 +47,7 @@ _ENTRY_COLUMNS = {
     "amount": BigInteger,
     "marker": Boolean,
     "balance_after": BigInteger,
+    "fingerprint": Text,
 }
 
 _LOCK_IN_ORDER = Compiled.of(
@@ -162,6 +163,9 @@ def _parameters(
         parameters[f"entry_amount_{n}"] = entry.amount
         parameters[f"entry_marker_{n}"] = entry.marker
         parameters[f"entry_balance_after_{n}"] = entry.balance_after
+        # the sweep's releases belong to other transfers, whose requests this step does not know
+        ours = entry.transfer_id in (None, context.transfer_id)
+        parameters[f"entry_fingerprint_{n}"] = context.fingerprint if ours else None
     return parameters
 
 

@@ -15,6 +15,7 @@ from shards.changes import (
     NewEntry,
     NewHold,
     Posting,
+    PriorEntry,
     Replay,
     StepContext,
 )
@@ -50,7 +51,30 @@ class Step:
     currency: str | None = None
 
 
+def other_request(ctx: StepContext) -> PriorEntry | None:
+    """An entry of this transfer id recorded here for another request (another digest); entries
+    older than migration 0002 carry none and are compared field by field in replay_of."""
+    if ctx.fingerprint is None:
+        return None
+    for prior in ctx.prior.values():
+        if prior.fingerprint is not None and prior.fingerprint != ctx.fingerprint:
+            return prior
+    return None
+
+
+def refuse_other_request(ctx: StepContext) -> None:
+    """Every step of a request is refused where its id's entries are another request's: two
+    requests never share an id's money."""
+    other = other_request(ctx)
+    if other is not None:
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} was recorded here for another request (its "
+            f"{other.kind} of {other.amount} on {other.account_id}); this one differs"
+        )
+
+
 def replay_of(ctx: StepContext, kind: str, account_id: str, amount: int) -> Replay | None:
+    refuse_other_request(ctx)
     prior = ctx.prior.get(kind)
     if prior is None:
         return None
@@ -67,10 +91,12 @@ def replay_of(ctx: StepContext, kind: str, account_id: str, amount: int) -> Repl
 
 
 def refuse_if_compensated(ctx: StepContext, compensation: str) -> None:
+    """Steps are monotonic: once compensated, the step is refused even where it applied before
+    (a re-run must not mistake a refunded debit for a live one)."""
     if compensation in ctx.prior:
         raise AlreadyCompensated(
             f"transfer {ctx.transfer_id} was compensated ({compensation}) before this step "
-            "arrived; the late step is refused"
+            "arrived; the step is refused"
         )
 
 
@@ -93,6 +119,10 @@ def nothing_to_compensate(ctx: StepContext, kind: str, step: Step) -> Replay | N
     """A compensation on an account that does not exist: no money can have moved there."""
     if ctx.states[step.account_id] is not None:
         return None
+    return _unwritten_marker(ctx, kind, step)
+
+
+def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:
     result = StepResult(ctx.transfer_id, kind, step.account_id, step.amount, 0, marker=True)
     return Replay((result,))
 
@@ -117,10 +147,10 @@ def _entry(kind: str, state: AccountState, amount: int, balance: int) -> NewEntr
 
 def plan_take(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
     """debit or withdrawal: money leaves an open account, within its available funds."""
+    refuse_if_compensated(ctx, K.REFUND)
     replay = replay_of(ctx, kind, step.account_id, step.amount)
     if replay:
         return replay
-    refuse_if_compensated(ctx, K.REFUND)
     state = require_account(ctx, step.account_id, step.currency)
     balance = _take(state, step.amount)
     return Change(
@@ -141,25 +171,30 @@ def plan_give(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
 
 
 def plan_fence_credit(ctx: StepContext, step: Step) -> Change | Replay:
-    """Settle a credit whose outcome is unknown (its attempt was cancelled or lost).
+    """Settle a credit whose outcome is unknown (its attempt was cancelled, refused or lost).
 
-    If the credit landed, hand it back; if not, record a credit marker so that it never lands:
-    the caller may then refund the source without risking both.
+    If this request's credit landed, hand it back; if not, record a credit marker so that it never
+    lands: the caller may then refund the source without risking both. Never refused: where this
+    request's credit can never land (the id's entries here are another request's), the answer is
+    a marker that was not written.
     """
     prior = ctx.prior.get(K.CREDIT)
-    if prior is not None:
-        if (prior.account_id, prior.amount) != (step.account_id, step.amount):
-            raise IdempotencyConflict(
-                f"transfer {ctx.transfer_id} credited {prior.amount} to {prior.account_id}, "
-                f"not {step.amount} to {step.account_id}"
-            )
+    if prior is not None and (prior.marker or _same_request(ctx, prior, step)):
         return Replay((prior.result(ctx.transfer_id),))
+    if prior is not None or other_request(ctx):  # every credit of this request is refused here
+        return _unwritten_marker(ctx, K.CREDIT, step)
     absent = nothing_to_compensate(ctx, K.CREDIT, step)
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
     marker = NewEntry(K.CREDIT, step.account_id, step.amount, state.balance, marker=True)
     return Change([Posting(state, state.balance, state.live_held)], [marker])
+
+
+def _same_request(ctx: StepContext, prior: PriorEntry, step: Step) -> bool:
+    if prior.fingerprint is not None and ctx.fingerprint is not None:
+        return prior.fingerprint == ctx.fingerprint
+    return (prior.account_id, prior.amount) == (step.account_id, step.amount)
 
 
 def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
@@ -174,7 +209,9 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     absent = nothing_to_compensate(ctx, K.REFUND, step)
     if absent:
         return absent
-    state = require_account(ctx, step.account_id, step.currency, must_be_open=False)
+    # A marker moves no money: no currency to check (a debit refused for its currency is fenced).
+    currency = None if original is None else step.currency
+    state = require_account(ctx, step.account_id, currency, must_be_open=False)
     if original is None:
         marker = NewEntry(K.REFUND, state.account_id, step.amount, state.balance, marker=True)
         return Change([Posting(state, state.balance, state.live_held)], [marker])
@@ -205,15 +242,20 @@ def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
 
 
 def plan_capture(ctx: StepContext, account_id: str, amount: int | None) -> Change | Replay:
-    """Take `amount` (the whole hold when None) of a live hold; release what is left of it."""
+    """Take `amount` (the whole hold when None) of a live hold; release what is left of it.
+
+    A capture found on the shard is handed back whatever amount is asked now: the first post
+    decided, and the caller compares.
+    """
+    refuse_if_compensated(ctx, K.REFUND)
+    refuse_other_request(ctx)
+    prior = ctx.prior.get(K.CAPTURE)
+    if prior is not None and prior.account_id == account_id:
+        return Replay((prior.result(ctx.transfer_id),))
     hold = ctx.hold
     if hold is None or hold.account_id != account_id:
         raise HoldNotActive(f"transfer {ctx.transfer_id} has no hold on account {account_id}")
     amount = hold.amount if amount is None else amount
-    replay = replay_of(ctx, K.CAPTURE, account_id, amount)
-    if replay:
-        return replay
-    refuse_if_compensated(ctx, K.REFUND)
     if hold.expired:
         raise HoldExpired(f"the hold of transfer {ctx.transfer_id} expired at {hold.expires_at}")
     if hold.status != HoldStatus.ACTIVE:
@@ -233,7 +275,12 @@ def plan_capture(ctx: StepContext, account_id: str, amount: int | None) -> Chang
 
 
 def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
-    """Release the hold; without one, write a marker so that the hold can never land later."""
+    """Release the hold; without one, write a marker so that the hold can never land later.
+
+    A hold found captured is not released: the capture is handed back (kind `capture`), and the
+    caller owes it a credit or a refund.
+    """
+    refuse_other_request(ctx)
     hold = ctx.hold
     prior = ctx.prior.get(K.RELEASE)
     if hold is not None and (hold.account_id, hold.amount) != (step.account_id, step.amount):
@@ -241,8 +288,9 @@ def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
             f"the hold of transfer {ctx.transfer_id} is {hold.amount} on {hold.account_id}, "
             f"not {step.amount} on {step.account_id}"
         )
-    if hold is not None and hold.status == HoldStatus.CAPTURED:
-        raise HoldNotActive(f"the hold of transfer {ctx.transfer_id} was captured")
+    capture = ctx.prior.get(K.CAPTURE)
+    if hold is not None and hold.status == HoldStatus.CAPTURED and capture is not None:
+        return Replay((capture.result(ctx.transfer_id),))
     if prior is not None:
         return Replay((prior.result(ctx.transfer_id),))
     absent = nothing_to_compensate(ctx, K.RELEASE, step)
@@ -267,6 +315,7 @@ def plan_transfer_within_shard(
     ctx: StepContext, source: Step, target_account_id: str
 ) -> Change | Replay:
     """Debit and credit in one local transaction: both entries or neither."""
+    refuse_if_compensated(ctx, K.REFUND)
     debit = replay_of(ctx, K.DEBIT, source.account_id, source.amount)
     credit = replay_of(ctx, K.CREDIT, target_account_id, source.amount)
     if debit and credit:
@@ -275,7 +324,6 @@ def plan_transfer_within_shard(
         raise IdempotencyConflict(
             f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
         )
-    refuse_if_compensated(ctx, K.REFUND)
     payer = require_account(ctx, source.account_id, source.currency)
     payee = require_account(ctx, target_account_id, source.currency)
     payer_balance = _take(payer, source.amount)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from shards.fingerprints import fingerprint_of
 from shards.ledger import MAX_HOLD_TTL_S
 from shards.validation import MAX_AMOUNT
 
@@ -57,6 +58,8 @@ FINAL_STATUSES = frozenset(
 class TransferRequest(Model):
     """Input of `TransferWorkflow` (workflow id `transfer-{transfer_id}`)."""
 
+    KIND: ClassVar[str] = "transfer"
+
     transfer_id: Identifier
     source_account_id: Identifier
     target_account_id: Identifier
@@ -70,10 +73,24 @@ class TransferRequest(Model):
             raise ValueError("source and target must be different accounts")
         return self
 
+    def fingerprint(self) -> str:
+        """The digest every entry of this transfer carries: a request of the same transfer id
+        with another kind, source, target, amount or currency is refused by the shards (the memo
+        and a pending transfer's timeout move no money and are left out)."""
+        return fingerprint_of(
+            self.KIND,
+            self.source_account_id,
+            self.target_account_id,
+            self.amount,
+            self.currency,
+        )
+
 
 class PendingTransferRequest(TransferRequest):
     """Input of `PendingTransferWorkflow`, in the same id space (`transfer-{transfer_id}`): hold the
     amount on the source for `timeout_s` seconds, until a post or a void decides."""
+
+    KIND: ClassVar[str] = "pending"
 
     timeout_s: HoldSeconds
 
@@ -85,6 +102,7 @@ class StepRequest(Model):
     account_id: Identifier
     amount: MinorUnits
     currency: Currency
+    fingerprint: str | None = None  # the request's digest; None in runs recorded before it
 
 
 class WithinShardRequest(Model):
@@ -95,6 +113,7 @@ class WithinShardRequest(Model):
     target_account_id: Identifier
     amount: MinorUnits
     currency: Currency
+    fingerprint: str | None = None
 
 
 class HoldRequest(StepRequest):
@@ -118,6 +137,7 @@ class CaptureRequest(Model):
     transfer_id: Identifier
     account_id: Identifier
     amount: MinorUnits | None = None
+    fingerprint: str | None = None
 
 
 class AppliedEntry(Model):
@@ -129,6 +149,15 @@ class AppliedEntry(Model):
     balance_after: int
     replayed: bool = False
     marker: bool = False
+
+
+class ClaimRequest(Model):
+    """Input of `claim`, a saga's first step: own the transfer id, and route both sides."""
+
+    transfer_id: Identifier
+    source_account_id: Identifier
+    target_account_id: Identifier
+    fingerprint: str
 
 
 class Route(Model):

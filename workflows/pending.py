@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from shards.errors import HoldExpired, HoldNotActive, InvalidAmount
+    from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
+    from shards.schema import EntryKind
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -59,6 +60,17 @@ class PendingTransferWorkflow(LedgerSaga):
     @workflow.run
     async def run(self, request: PendingTransferRequest) -> TransferOutcome:
         self._start("holding")
+        if not self._legacy:
+            try:
+                await self._claim()
+            except Refused as refusal:  # another request owns the id: nothing of this is written
+                return self._finish(TransferStatus.FAILED, "refused", refusal.error)
+            except asyncio.CancelledError:
+                refused = await self._claimed_after_cancel()
+                if refused:
+                    return self._finish(TransferStatus.FAILED, "refused", refused)
+                reason = cancelled("before the hold was placed")
+                return await self._release(TransferStatus.FAILED, CANCELLED, reason)
         try:
             hold = await self._hold()
         except Refused as refusal:
@@ -134,6 +146,9 @@ class PendingTransferWorkflow(LedgerSaga):
         # Two Updates can both pass validation before either handler runs: check again.
         self._require_undecided()
         self._decision = decision
+        # What it asks for runs as regular activities: the first is scheduled with the Update's
+        # acceptance, so no shard changes for an Update that the history may yet lose.
+        self._durable = not self._legacy
 
     def _require_undecided(self) -> None:
         """A hold resolves once: post and void need a HELD transfer that nothing decided yet."""
@@ -163,14 +178,25 @@ class PendingTransferWorkflow(LedgerSaga):
             capture = await self._capture(amount)
         except Refused as refusal:
             return await self._refuse_post(refusal.error)
+        wanted = self._request.amount if amount is None else amount
+        if capture.amount != wanted and not self._legacy:
+            # a capture found on the shard (its task was lost): the first post decided
+            self._post_refusal = TransferError(
+                type=IdempotencyConflict.__name__,
+                message=f"the hold was posted already for {self._money(capture.amount)}; "
+                f"a post of {self._money(wanted)} is refused",
+            )
+        return await self._deliver(capture)
+
+    async def _deliver(self, capture: AppliedEntry) -> TransferOutcome:
+        """Credit what was captured; a refused credit is settled (fenced, then refunded)."""
         self._record(capture)
         self._amount = capture.amount
-
         self._advance(TransferStatus.DEBITED, "crediting")
         try:
             self._record(await self._credit())
         except Refused as refusal:
-            return await self._compensate(refusal.error)
+            return await self._settle(refusal.error)
         return self._finish(TransferStatus.COMPLETED, "completed")
 
     async def _refuse_post(self, refusal: TransferError) -> TransferOutcome:
@@ -186,13 +212,21 @@ class PendingTransferWorkflow(LedgerSaga):
         """Release the hold, or fence it out with a marker when it never landed, then finish.
 
         The marker also keeps a refused transfer refused: a resubmission of this id after
-        Temporal's retention has forgotten the workflow cannot hold funds again.
+        Temporal's retention has forgotten the workflow cannot hold funds again. A hold found
+        captured (a post whose task was lost, or a transfer that ended before) is not released:
+        the release hands back the capture, which is credited, or the refund that settled it.
         """
         self._advance(self._status, "releasing")
         try:
-            self._record(await shielded(self._release_hold()))
-        except Refused as refusal:  # resolved some other way: nothing is left to release
+            release = await shielded(self._release_hold())
+        except Refused as refusal:  # before ENTRIES_DECIDE: a captured hold was refused here
             workflow.logger.warning("transfer %s: %s", self._request.transfer_id, refusal)
+            return self._finish(status, step, reason)
+        if release.kind == EntryKind.CAPTURE:
+            return await shielded(self._deliver(release))
+        self._record(release)
+        if release.kind == EntryKind.REFUND:
+            return self._finish(TransferStatus.COMPENSATED, "refunded", reason)
         return self._finish(status, step, reason)
 
     # the steps ----------------------------------------------------------------------------
@@ -207,6 +241,7 @@ class PendingTransferWorkflow(LedgerSaga):
                 amount=request.amount,
                 currency=request.currency,
                 ttl_s=ttl_s,
+                fingerprint=self._fingerprint(),
             ),
             # the release that follows a cancellation refuses a hold arriving late
             policies.ABANDON_ON_CANCEL,
@@ -222,6 +257,7 @@ class PendingTransferWorkflow(LedgerSaga):
                 transfer_id=request.transfer_id,
                 account_id=request.source_account_id,
                 amount=amount,
+                fingerprint=self._fingerprint(),
             ),
             policies.WAIT_ON_CANCEL,  # runs shielded: never cancelled
             f"capture {part} of the hold of {self._money()} on {request.source_account_id}",

@@ -17,6 +17,10 @@ STEP_START_TO_CLOSE = timedelta(seconds=30)
 # business refusal (or a cancellation) leads to a compensation.
 STEP_SCHEDULE_TO_CLOSE: timedelta | None = None
 
+# How long a step retries as a local activity before it goes on as a regular one (see
+# workflows.saga_steps.run_step): at most about 8 workflow-task heartbeats, 3 events each.
+LOCAL_STEP_BUDGET = timedelta(seconds=60)
+
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

@@ -21,13 +21,22 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
+        ClaimRequest,
+        Route,
         StepRequest,
         TransferError,
         TransferOutcome,
         TransferRequest,
         TransferStatus,
     )
-    from workflows.saga_steps import Refused, lean_history, run_step, shielded
+    from workflows.saga_steps import (
+        Refused,
+        call,
+        entries_decide,
+        lean_history,
+        run_step,
+        shielded,
+    )
     from workflows.search_attributes import (
         AMOUNT,
         CURRENCY,
@@ -63,6 +72,10 @@ class LedgerSaga:
         self._error: TransferError | None = None
         self._expires_at: datetime | None = None  # set once a pending transfer's hold is placed
         self._decisions: list[_OperatorDecision] = []  # at most one, see _require_stuck_refund
+        # Set by _start: the run decides as histories recorded before ENTRIES_DECIDE did.
+        self._legacy = False
+        # Once an Update has decided, steps run as regular activities (see run_step's `durable`).
+        self._durable = False
 
     @workflow.query
     def status(self) -> TransferOutcome:
@@ -140,8 +153,44 @@ class LedgerSaga:
             account_id=account_id,
             amount=self._amount,
             currency=request.currency,
+            fingerprint=self._fingerprint(),
         )
         return await self._execute(step, step_request, cancellation, summary)
+
+    def _fingerprint(self) -> str | None:
+        """The request's digest on every step; steps of runs recorded before it carried none."""
+        return None if self._legacy else self._request.fingerprint()
+
+    async def _claim(self) -> Route:
+        """Own the transfer id (refused with IdempotencyConflict if another request has it) and
+        route both sides: a saga's first step, before any money moves."""
+        request = self._request
+        return await call(
+            workflow.execute_local_activity_method(
+                LedgerActivities.claim,
+                ClaimRequest(
+                    transfer_id=request.transfer_id,
+                    source_account_id=request.source_account_id,
+                    target_account_id=request.target_account_id,
+                    fingerprint=request.fingerprint(),
+                ),
+                start_to_close_timeout=policies.STEP_START_TO_CLOSE,
+                schedule_to_close_timeout=policies.LOCAL_STEP_BUDGET,
+                retry_policy=policies.STEP_RETRY,
+                cancellation_type=policies.ABANDON_ON_CANCEL,
+                summary=f"claim {request.transfer_id}: {self._accounts()}",
+            )
+        )
+
+    async def _claimed_after_cancel(self) -> TransferError | None:
+        """After a cancellation stopped the claim: claim again, to the end (its commit may have
+        been lost with its workflow task). The refusal when another request owns the id: then
+        nothing of this transfer may be written."""
+        try:
+            await shielded(self._claim())
+        except Refused as refusal:
+            return refusal.error
+        return None
 
     async def _execute(
         self,
@@ -151,24 +200,49 @@ class LedgerSaga:
         summary: str,
     ) -> R:
         """Any ledger step: one shard transaction, retried until done or refused (`Refused`)."""
-        return await run_step(step, argument, summary=summary, cancellation=cancellation)
+        return await run_step(
+            step, argument, summary=summary, cancellation=cancellation, durable=self._durable
+        )
 
     # compensation -------------------------------------------------------------------------
 
     async def _credit_landed(self) -> bool:
-        """After a cancelled credit attempt: did it commit? If not, it is fenced out for good.
+        """Did the credit commit? If not, it is fenced out for good (ask before any refund).
 
-        An attempt can end without its outcome being known (cancelled, timed out, connection lost
-        at commit); refunding then could pay twice. The fence answers on the target's shard.
+        An attempt can end without its outcome being known (cancelled, timed out, lost with its
+        workflow task); refunding then could pay twice. The fence answers on the target's shard.
         """
         self._advance(self._status, "settling-credit")
-        fence = await shielded(self._fence_credit())
+        try:
+            fence = await shielded(self._fence_credit())
+        except Refused as refusal:  # runs before ENTRIES_DECIDE only: a fence now never refuses
+            workflow.logger.error("transfer %s: %s", self._request.transfer_id, refusal)
+            return False
         if fence.marker:
             return False
         self._record(fence)
         return True
 
-    async def _compensate(self, reason: TransferError) -> TransferOutcome:
+    async def _settle(
+        self, reason: TransferError, failed_step: str = "cancelled", *, credit_unknown: bool = False
+    ) -> TransferOutcome:
+        """End a transfer that did not complete as its entries on the shards say, whatever
+        stopped it (a refusal, a cancellation, a re-run finding a compensation): first the
+        credit, fenced on the target's shard (found there, it completes the transfer), then the
+        refund of the source (a marker where nothing was taken: FAILED as `failed_step`).
+
+        Runs recorded before ENTRIES_DECIDE fenced only a credit whose attempt was interrupted
+        (`credit_unknown`) and refunded at once otherwise.
+        """
+        if self._legacy and not credit_unknown:
+            return await self._compensate(reason, failed_step)
+        if await self._credit_landed():
+            return self._finish(TransferStatus.COMPLETED, "completed")
+        return await self._compensate(reason, failed_step)
+
+    async def _compensate(
+        self, reason: TransferError, failed_step: str = "cancelled"
+    ) -> TransferOutcome:
         """Refund the source. A cancellation of the workflow cannot interrupt this."""
         self._advance(TransferStatus.COMPENSATING, "refunding", reason)
         refund = await shielded(self._refund_until_settled())
@@ -176,7 +250,7 @@ class LedgerSaga:
             return self._finish(TransferStatus.COMPENSATED, "resolved-by-operator")
         self._record(refund)
         if refund.marker:  # the debit never applied, and now it never will
-            return self._finish(TransferStatus.FAILED, "cancelled", reason)
+            return self._finish(TransferStatus.FAILED, failed_step, reason)
         return self._finish(TransferStatus.COMPENSATED, "refunded", reason)
 
     async def _refund_until_settled(self) -> AppliedEntry | None:
@@ -205,6 +279,9 @@ class LedgerSaga:
         )
         self._advance(TransferStatus.COMPENSATING, REFUND_STUCK, refusal)
         await workflow.wait_condition(lambda: bool(self._decisions))
+        # The refund it asks for runs as a regular activity: scheduled with the Update's
+        # acceptance, it cannot commit while the history still says the refund is stuck.
+        self._durable = not self._legacy
         return self._decisions.pop()
 
     def _require_stuck_refund(self) -> None:
@@ -216,6 +293,7 @@ class LedgerSaga:
     # progress -----------------------------------------------------------------------------
 
     def _start(self, step: str) -> None:
+        self._legacy = not entries_decide()
         request = self._request
         updates: list[SearchAttributeUpdate[Any]] = [
             TRANSFER_STATUS.value_set(self._status),

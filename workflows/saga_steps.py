@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as StepTimedOut
 
 with workflow.unsafe.imports_passed_through():
     from shards.errors import BUSINESS_ERRORS
@@ -28,6 +29,18 @@ def lean_history() -> bool:
     return workflow.patched(LEAN_HISTORY)
 
 
+ENTRIES_DECIDE = "entries-decide"
+"""Patch id. Runs started since this change claim their transfer id before anything else, end
+every transfer that does not complete through the target's shard (fence the credit, then refund
+the source) whatever stopped it, carry out the steps an Update asks for as regular activities,
+and continue a local step that outlasts `policies.LOCAL_STEP_BUDGET` as a regular activity.
+Histories recorded before it replay the decisions they recorded."""
+
+
+def entries_decide() -> bool:
+    return workflow.patched(ENTRIES_DECIDE)
+
+
 class Refused(Exception):
     """A step was refused for a business reason; that step applied nothing."""
 
@@ -36,7 +49,7 @@ class Refused(Exception):
         self.error = error
 
 
-async def call(activity: Coroutine[Any, Any, T]) -> T:
+async def call(activity: Awaitable[T]) -> T:
     """Await an activity; its failure is either a business refusal or a cancellation."""
     try:
         return await activity
@@ -62,6 +75,7 @@ async def run_step(
     *,
     summary: str,
     cancellation: workflow.ActivityCancellationType = policies.ABANDON_ON_CANCEL,
+    durable: bool = False,
 ) -> T:
     """One shard step: retried until done, refused (`Refused`) or cancelled.
 
@@ -71,19 +85,59 @@ async def run_step(
     What it gives away is visibility: a step being retried is not a pending activity in the Web
     UI (the workflow's current details say which step runs) and its attempts are recorded only
     when it ends.
+
+    Its commit is not in the history until the workflow task completes: a re-run after a lost
+    task decides again from the shard's entries. Two kinds of step are regular activities
+    instead. `durable`: a step that an Update asked for (post, void, retry_compensation), whose
+    acceptance is then recorded with the step's scheduling, before the step can change a shard.
+    A local step still retrying after LOCAL_STEP_BUDGET (a shard down) goes on as a regular
+    activity: a local activity keeps its workflow task alive with a heartbeat that adds events
+    to the history, a regular one retries on the server with none, so the events a step adds
+    stay bounded however long the outage.
     """
-    # runs recorded before the lean-history patch scheduled regular activities
-    execute = workflow.execute_local_activity if lean_history() else workflow.execute_activity
-    return await call(
-        execute(
-            step,
-            args=[argument],
-            start_to_close_timeout=policies.STEP_START_TO_CLOSE,
-            schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
-            retry_policy=policies.STEP_RETRY,
-            cancellation_type=cancellation,
-            summary=summary,
+    options: dict[str, Any] = {
+        "start_to_close_timeout": policies.STEP_START_TO_CLOSE,
+        "retry_policy": policies.STEP_RETRY,
+        "cancellation_type": cancellation,
+        "summary": summary,
+    }
+    if not lean_history():  # runs recorded before the lean-history patch
+        return await call(_regular(step, argument, options))
+    if not entries_decide():
+        return await call(
+            workflow.execute_local_activity(
+                step,
+                args=[argument],
+                schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
+                **options,
+            )
         )
+    if durable:
+        return await call(_regular(step, argument, options))
+    try:
+        return await call(
+            workflow.execute_local_activity(
+                step,
+                args=[argument],
+                schedule_to_close_timeout=policies.LOCAL_STEP_BUDGET,
+                **options,
+            )
+        )
+    except ActivityError as error:
+        if not isinstance(error.cause, StepTimedOut):
+            raise
+    workflow.logger.warning("%s: still failing locally, retried as a regular activity", summary)
+    return await call(_regular(step, argument, options))
+
+
+def _regular(
+    step: Callable[..., Awaitable[T]], argument: object, options: dict[str, Any]
+) -> Awaitable[T]:
+    return workflow.execute_activity(
+        step,
+        args=[argument],
+        schedule_to_close_timeout=policies.STEP_SCHEDULE_TO_CLOSE,
+        **options,
     )
 
 

@@ -9,6 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from shards.errors import IdempotencyConflict
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -37,9 +38,17 @@ class TransferWorkflow(LedgerSaga):
     async def run(self, request: TransferRequest) -> TransferOutcome:
         self._start("routing")
         try:
-            route = await self._route()
+            route = await (self._route() if self._legacy else self._claim())
+        except Refused as refusal:  # another request owns the id: nothing of this one is written
+            return self._finish(TransferStatus.FAILED, "refused", refusal.error)
         except asyncio.CancelledError:
-            return self._finish(TransferStatus.FAILED, "cancelled", cancelled("before the debit"))
+            reason = cancelled("before the debit")
+            if self._legacy:
+                return self._finish(TransferStatus.FAILED, "cancelled", reason)
+            refused = await self._claimed_after_cancel()
+            if refused:
+                return self._finish(TransferStatus.FAILED, "refused", refused)
+            return await self._settle(reason)
         if route.same_shard:
             return await self._transfer_within_shard()
 
@@ -47,18 +56,18 @@ class TransferWorkflow(LedgerSaga):
         try:
             self._record(await self._debit())
         except Refused as refusal:
-            return await self._refuse("debit-refused", refusal.error)
+            return await self._refused("debit-refused", refusal.error)
         except asyncio.CancelledError:
-            return await self._compensate(cancelled("before the credit"))
+            return await self._settle(cancelled("before the credit"))
 
         self._advance(TransferStatus.DEBITED, "crediting")
         try:
             self._record(await self._credit())
         except Refused as refusal:
-            return await self._compensate(refusal.error)
+            return await self._settle(refusal.error)
         except asyncio.CancelledError:
-            if not await self._credit_landed():
-                return await self._compensate(cancelled("before the credit was applied"))
+            reason = cancelled("before the credit was applied")
+            return await self._settle(reason, credit_unknown=True)
         return self._finish(TransferStatus.COMPLETED, "completed")
 
     # the steps ----------------------------------------------------------------------------
@@ -89,16 +98,20 @@ class TransferWorkflow(LedgerSaga):
                     target_account_id=request.target_account_id,
                     amount=request.amount,
                     currency=request.currency,
+                    fingerprint=self._fingerprint(),
                 ),
                 policies.WAIT_ON_CANCEL,
                 f"transfer {self._money()} {self._accounts()} within one shard",
             )
         except Refused as refusal:
-            return await self._refuse("refused", refusal.error)
+            return await self._refused("refused", refusal.error)
         except asyncio.CancelledError:
-            if not await self._credit_landed():
-                return self._finish(TransferStatus.FAILED, "cancelled", cancelled("before commit"))
-            return self._finish(TransferStatus.COMPLETED, "completed")
+            reason = cancelled("before commit")
+            if not self._legacy:
+                return await self._settle(reason)
+            if await self._credit_landed():
+                return self._finish(TransferStatus.COMPLETED, "completed")
+            return self._finish(TransferStatus.FAILED, "cancelled", reason)
         self._record(*entries)
         return self._finish(TransferStatus.COMPLETED, "completed")
 
@@ -113,9 +126,22 @@ class TransferWorkflow(LedgerSaga):
 
     # refusal ----------------------------------------------------------------------------
 
+    async def _refused(self, step: str, refusal: TransferError) -> TransferOutcome:
+        """The debit (or the same-shard transfer) was refused: it never applied, and a refund
+        marker keeps it so (a resubmission after Temporal's retention is refused by the shard).
+
+        A refusal for a compensation found on the shard (AlreadyCompensated: a re-run, or a
+        resubmission, of a transfer that ended) ends as that compensation did; one for another
+        request's entries (IdempotencyConflict) ends at once: nothing of this request is written.
+        """
+        if self._legacy:
+            return await self._refuse(step, refusal)
+        if refusal.type == IdempotencyConflict.__name__:
+            return self._finish(TransferStatus.FAILED, step, refusal)
+        return await self._settle(refusal, step)
+
     async def _refuse(self, step: str, refusal: TransferError) -> TransferOutcome:
-        """FAILED, nothing moved. A refund marker on the source keeps it so: a resubmission of
-        this id after Temporal's retention has forgotten the workflow is refused by the shard."""
+        """Before ENTRIES_DECIDE: FAILED, with a refund marker on the source."""
         try:
             await shielded(self._refund())
         except Refused as marker_refusal:  # a refund is recorded already: the guard is there

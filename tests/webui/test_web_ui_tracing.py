@@ -80,14 +80,14 @@ COMPLETED = Transfer(
     TARGET,
     "12.34",
     "COMPLETED",
-    ("route", "debit", "credit"),
+    ("claim", "debit", "credit"),
 )
 COMPENSATED = Transfer(  # the target is closed: its credit is refused, the debit refunded
     "t-compensated",
     CLOSED,
     "5.00",
     "COMPENSATED",
-    ("route", "debit", "credit", "refund"),
+    ("claim", "debit", "credit", "fence_credit", "refund"),
 )
 
 

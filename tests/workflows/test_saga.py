@@ -53,11 +53,9 @@ async def test_insufficient_funds_fails_and_moves_nothing(
 
     outcome = await transfers.submit(request)
 
-    assert (outcome.status, outcome.step, outcome.entries) == (
-        TransferStatus.FAILED,
-        "debit-refused",
-        (),
-    )
+    assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "debit-refused")
+    # the marker that refuses a late debit, or a resubmission of this id
+    assert [(e.kind, e.marker) for e in outcome.entries] == [("refund", True)]
     assert error_type(outcome) == "InsufficientFunds"
     assert (await accounts.balance(source), await accounts.balance(target)) == (100, 0)
     await record_history(client.get_workflow_handle(workflow_id(request.transfer_id)), "failed")
@@ -115,7 +113,7 @@ async def test_same_shard_is_one_atomic_activity(
     assert outcome.status == TransferStatus.COMPLETED
     assert [(e.kind, e.balance_after) for e in outcome.entries] == [("debit", 500), ("credit", 500)]
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
-    assert await steps_in_history(handle) == ["route", "transfer_within_shard"]
+    assert await steps_in_history(handle) == ["claim", "transfer_within_shard"]
     await record_history(handle, "same_shard")
 
 
@@ -128,7 +126,8 @@ async def test_same_shard_refusal_moves_nothing(
 
     outcome = await transfers.submit(request_for(source, target, 400))
 
-    assert (outcome.status, outcome.step, outcome.entries) == (TransferStatus.FAILED, "refused", ())
+    assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "refused")
+    assert [(e.kind, e.marker) for e in outcome.entries] == [("refund", True)]
     assert error_type(outcome) == "AccountNotOpen"
     assert (await accounts.balance(source), await accounts.balance(target)) == (900, 0)
 
