@@ -3,8 +3,10 @@
 Per currency: sum(balances) + in flight == sum(deposits) - sum(withdrawals), where in flight is
 the money debited (or captured) by a transfer that has been neither credited nor refunded yet.
 Per account: balance == the sum of its entries, held == the sum of its active holds.
-Per transfer: a credit needs a debit or capture of the same amount and currency; a transfer is
-never both credited and refunded; a refund matches what was taken.
+Per transfer, across all shards: at most one entry of each kind (a debit and a capture both
+take the money: one of them); a credit needs a debit or capture of the same amount and currency;
+a transfer is never both credited and refunded; a refund matches what was taken. Money in flight
+for a transfer whose workflow has ended is stranded: nothing will ever credit or refund it.
 
 Each shard is read in one REPEATABLE READ snapshot. Shards are read one after the other, so while
 transfers are moving a transfer may be seen half-way; run the audit when traffic is quiet.
@@ -13,9 +15,10 @@ transfers are moving a transfer may be seen half-way; run the audit when traffic
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ARRAY, Text, any_, bindparam, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shards.router import ShardRouter
@@ -23,6 +26,7 @@ from shards.schema import EntryKind, HoldStatus, accounts, entries, holds
 
 K = EntryKind
 MOVES = (K.DEBIT, K.CAPTURE, K.CREDIT, K.REFUND)
+TAKEN = (K.DEBIT, K.CAPTURE)
 INFLOWS = (K.DEPOSIT, K.CREDIT, K.REFUND)
 OUTFLOWS = (K.WITHDRAWAL, K.DEBIT, K.CAPTURE)
 
@@ -49,11 +53,14 @@ class AuditReport:
     account_mismatches: dict[str, str] = field(default_factory=dict)
     # transfer id -> why its entries contradict each other
     contradictions: dict[str, str] = field(default_factory=dict)
+    # transfer id -> the money it left in flight although its workflow has ended
+    stranded: dict[str, str] = field(default_factory=dict)
 
     @property
     def violations(self) -> int:
         unbalanced = sum(not totals.conserved for totals in self.currencies.values())
-        return unbalanced + len(self.account_mismatches) + len(self.contradictions)
+        findings = (self.account_mismatches, self.contradictions, self.stranded)
+        return unbalanced + sum(len(found) for found in findings)
 
     @property
     def ok(self) -> bool:
@@ -66,21 +73,77 @@ class _Move:
     account_id: str
     amount: int
     currency: str
+    shard: int
 
 
-async def run_audit(router: ShardRouter) -> AuditReport:
+# Given the ids of transfers with money in flight: those whose workflow has closed, or that the
+# workflow engine does not know. Injected, so that the shard layer knows nothing of Temporal.
+WorkflowEnded = Callable[[list[str]], Awaitable[set[str]]]
+
+
+async def run_audit(
+    router: ShardRouter, *, workflow_ended: WorkflowEnded | None = None, quiet: bool = False
+) -> AuditReport:
+    """Audit every shard. Money in flight is stranded when `workflow_ended` says its transfer
+    has ended or, with `quiet` (the caller's statement that no transfer is running), always."""
     report = AuditReport()
+    moves = await _read_shards(router, report)
+    in_flight: dict[str, _Move] = {}
+    for transfer_id, transfer_moves in moves.items():
+        problem, taken = _assess(transfer_moves)
+        if problem:
+            report.contradictions[transfer_id] = problem
+        elif taken:
+            report.currencies.setdefault(taken.currency, CurrencyTotals()).in_flight += taken.amount
+            in_flight[transfer_id] = taken
+    report.transfers_checked = len(moves)
+    report.stranded = await _stranded(router, in_flight, workflow_ended, quiet)
+    return report
+
+
+async def _read_shards(router: ShardRouter, report: AuditReport) -> dict[str, list[_Move]]:
+    """Totals and account checks into `report`; every transfer's moves, from all shards."""
     moves: dict[str, list[_Move]] = defaultdict(list)
     for shard in router.shards:
         async with shard.begin(snapshot=True) as connection:
             report.accounts_by_shard[shard.index] = await _add_totals(connection, report)
             report.account_mismatches.update(await _account_mismatches(connection))
-            for transfer_id, move in await _moves(connection):
+            for transfer_id, move in await _moves(connection, shard.index):
                 moves[transfer_id].append(move)
-    for transfer_id, transfer_moves in moves.items():
-        _check_transfer(report, transfer_id, transfer_moves)
-    report.transfers_checked = len(moves)
-    return report
+    return moves
+
+
+async def _stranded(
+    router: ShardRouter,
+    in_flight: dict[str, _Move],
+    workflow_ended: WorkflowEnded | None,
+    quiet: bool,
+) -> dict[str, str]:
+    """Transfer id -> the money in flight that nothing will ever credit or refund."""
+    if quiet:
+        ended, reason = set(in_flight), "and no transfer is running"
+    elif workflow_ended and in_flight:
+        asked = await workflow_ended(sorted(in_flight)) & set(in_flight)
+        # A transfer read half-way may have finished since: only what is in flight once its
+        # workflow has ended stays in flight for good.
+        ended, reason = await _in_flight_now(router, asked), "and its workflow has ended"
+    else:
+        return {}
+    return {
+        transfer_id: _stranded_text(in_flight[transfer_id], reason) for transfer_id in sorted(ended)
+    }
+
+
+async def _in_flight_now(router: ShardRouter, transfer_ids: set[str]) -> set[str]:
+    """Those of `transfer_ids` whose money is in flight, read again from every shard."""
+    if not transfer_ids:
+        return set()
+    moves: dict[str, list[_Move]] = defaultdict(list)
+    for shard in router.shards:
+        async with shard.begin() as connection:
+            for transfer_id, move in await _moves(connection, shard.index, transfer_ids):
+                moves[transfer_id].append(move)
+    return {transfer_id for transfer_id, found in moves.items() if _assess(found)[1]}
 
 
 async def _add_totals(connection: AsyncConnection, report: AuditReport) -> int:
@@ -143,7 +206,10 @@ async def _account_mismatches(connection: AsyncConnection) -> dict[str, str]:
     }
 
 
-async def _moves(connection: AsyncConnection) -> list[tuple[str, _Move]]:
+async def _moves(
+    connection: AsyncConnection, shard: int, transfer_ids: Iterable[str] | None = None
+) -> list[tuple[str, _Move]]:
+    """The shard's moves (no markers: they move no money), of every transfer or of some."""
     query = (
         select(
             entries.c.transfer_id,
@@ -155,20 +221,42 @@ async def _moves(connection: AsyncConnection) -> list[tuple[str, _Move]]:
         .join(accounts, accounts.c.account_id == entries.c.account_id)
         .where(~entries.c.marker, entries.c.kind.in_(MOVES))
     )
-    rows = await connection.execute(query)
-    return [(transfer_id, _Move(*rest)) for transfer_id, *rest in rows]
+    if transfer_ids is not None:  # one array parameter, however many ids
+        wanted = bindparam("transfer_ids", sorted(transfer_ids), type_=ARRAY(Text))
+        query = query.where(entries.c.transfer_id == any_(wanted))
+    return [
+        (transfer_id, _Move(kind, account_id, amount, currency, shard))
+        for transfer_id, kind, account_id, amount, currency in await connection.execute(query)
+    ]
 
 
-def _check_transfer(report: AuditReport, transfer_id: str, moves: list[_Move]) -> None:
+def _assess(moves: list[_Move]) -> tuple[str | None, _Move | None]:
+    """A transfer's contradiction if any; else what it took and has not paid out yet, if any."""
+    repeated = _repeated(moves)
+    if repeated:
+        return repeated, None
     by_kind = {move.kind: move for move in moves}
     taken = by_kind.get(K.DEBIT) or by_kind.get(K.CAPTURE)
     credit = by_kind.get(K.CREDIT)
     refund = by_kind.get(K.REFUND)
     problem = _contradiction(taken, credit, refund)
-    if problem:
-        report.contradictions[transfer_id] = problem
-    elif taken and not credit and not refund:
-        report.currencies.setdefault(taken.currency, CurrencyTotals()).in_flight += taken.amount
+    if problem or credit or refund:
+        return problem, None
+    return None, taken
+
+
+def _repeated(moves: list[_Move]) -> str | None:
+    """More than one entry of a kind, e.g. a debit on each of two shards. A debit and a capture
+    both take the money, so they count as one kind."""
+    for kinds in (TAKEN, (K.CREDIT,), (K.REFUND,)):
+        same = [move for move in moves if move.kind in kinds]
+        if len(same) > 1:
+            where = ", ".join(
+                f"{move.kind} of {move.amount} on {move.account_id} (shard {move.shard})"
+                for move in sorted(same, key=lambda move: (move.shard, move.kind))
+            )
+            return f"{len(same)} {'/'.join(kinds)} entries: {where}"
+    return None
 
 
 def _contradiction(taken: _Move | None, credit: _Move | None, refund: _Move | None) -> str | None:
@@ -184,3 +272,8 @@ def _contradiction(taken: _Move | None, credit: _Move | None, refund: _Move | No
     if refund and refund.account_id != taken.account_id:
         return f"refunded to {refund.account_id}, taken from {taken.account_id}"
     return None
+
+
+def _stranded_text(taken: _Move, reason: str) -> str:
+    money = f"{taken.kind} of {taken.amount} {taken.currency} minor units from {taken.account_id}"
+    return f"{money}, neither credited nor refunded, {reason}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,7 @@ CONNECT_WAIT_S = 5.0
 # report what the search attributes say.
 QUERY_TIMEOUT = timedelta(seconds=10)
 HOLD_POLL_S = 0.1  # how often submit_pending asks whether the hold is placed
+ENDED_DESCRIBES_IN_FLIGHT = 20  # `ended` asks about many transfers without flooding the server
 
 Handle = WorkflowHandle[Any, TransferOutcome]
 
@@ -253,6 +254,25 @@ class TransfersClient:
             return False
         await handle.cancel()
         return True
+
+    async def ended(self, transfer_ids: Sequence[str]) -> set[str]:
+        """Those of `transfer_ids` whose workflow has closed, whatever its status, or that
+        Temporal does not know (never started, or forgotten after retention): the audit's test
+        for money stranded in flight."""
+        gate = asyncio.Semaphore(ENDED_DESCRIBES_IN_FLIGHT)
+
+        async def has_ended(transfer_id: str) -> bool:
+            async with gate:
+                try:
+                    description = await self._describe(self._handle(transfer_id), transfer_id)
+                except TransferNotFound:
+                    return True
+            return description.status != WorkflowExecutionStatus.RUNNING
+
+        verdicts = await asyncio.gather(*(has_ended(transfer_id) for transfer_id in transfer_ids))
+        return {
+            transfer_id for transfer_id, ended in zip(transfer_ids, verdicts, strict=True) if ended
+        }
 
     def ui_link(self, transfer_id: str) -> str:
         """The transfer's page in the Temporal Web UI."""

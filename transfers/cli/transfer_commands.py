@@ -12,8 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from shards.audit import AuditReport, run_audit
-from shards.ledger import Ledger
+from shards.audit import AuditReport, WorkflowEnded, run_audit
 from shards.shard import translate_error
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
@@ -28,7 +27,6 @@ from transfers.cli.common import (
     fail,
     open_ledger,
     run,
-    run_with_ledger,
     settings_from,
 )
 from transfers.durations import parse_hold_timeout
@@ -299,6 +297,7 @@ def audit_json(report: AuditReport) -> dict[str, Any]:
         "transfers_checked": report.transfers_checked,
         "account_mismatches": report.account_mismatches,
         "contradictions": report.contradictions,
+        "stranded": report.stranded,
     }
 
 
@@ -317,20 +316,59 @@ def _print_audit(data: dict[str, Any]) -> None:
         console.print(f"[red]account {account_id}:[/] {problem}", highlight=False)
     for transfer_id, problem in data["contradictions"].items():
         console.print(f"[red]transfer {transfer_id}:[/] {problem}", highlight=False)
+    for transfer_id, problem in data["stranded"].items():
+        console.print(f"[red]transfer {transfer_id} stranded:[/] {problem}", highlight=False)
     verdict = "[green]OK[/]" if data["ok"] else f"[red]{data['violations']} violation(s)[/]"
     console.print(f"audit: {verdict}")
 
 
-def audit_command(stack: StackOption = None, as_json: JsonOption = False) -> None:
-    """Check that money is conserved across shards and every transfer's entries agree."""
+def _ask_temporal(settings: Settings) -> WorkflowEnded:
+    """Which transfers have ended, Temporal asked only when some money is in flight."""
 
-    async def audit(ledger: Ledger) -> AuditReport:
+    async def workflow_ended(transfer_ids: list[str]) -> set[str]:
         try:
-            return await run_audit(ledger.router)
-        except DBAPIError as error:  # the audit reads outside Shard.begin(), untranslated
-            raise translate_error(error, "shard") from error
+            async with temporal_client(settings) as client:
+                return await client.ended(transfer_ids)
+        except CliError as error:
+            hint = f"{error}; `transfers audit --no-temporal` audits the shards alone"
+            raise CliError(hint, error.exit_code, error.code) from None
 
-    data = audit_json(run_with_ledger(stack, as_json, audit))
+    return workflow_ended
+
+
+@exits_without_teardown
+def audit_command(
+    idle: Annotated[
+        bool,
+        typer.Option(
+            "--idle",
+            help="state that no transfer is running: any money in flight is a violation",
+        ),
+    ] = False,
+    no_temporal: Annotated[
+        bool,
+        typer.Option(
+            "--no-temporal",
+            help="do not ask Temporal which transfers with money in flight have ended "
+            "(shards only)",
+        ),
+    ] = False,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check that money is conserved across shards, every transfer's entries agree, and no
+    money is in flight for a transfer that has ended."""
+    settings = settings_from(stack, as_json)
+    workflow_ended = None if idle or no_temporal else _ask_temporal(settings)
+
+    async def action() -> AuditReport:
+        async with open_ledger(settings) as ledger:
+            try:
+                return await run_audit(ledger.router, workflow_ended=workflow_ended, quiet=idle)
+            except DBAPIError as error:  # the audit reads outside Shard.begin(), untranslated
+                raise translate_error(error, "shard") from error
+
+    data = audit_json(run(action, as_json))
     emit(data, as_json, lambda: _print_audit(data))
     if not data["ok"]:
         raise typer.Exit(EXIT_FAILED)
