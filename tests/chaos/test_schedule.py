@@ -7,7 +7,6 @@ import pytest
 from transfers.chaos.schedule import (
     CRASH_LEAD_S,
     CRASH_STEPS,
-    FIRST_CRASH_STEPS,
     MIN_DURATION_S,
     RECOVERY_S,
     STEP_TIMEOUT_S,
@@ -43,14 +42,12 @@ def test_faults_leave_time_to_recover_and_never_hit_a_paused_shard(seed: int) ->
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_a_crash_worker_starts_before_its_rounds_pause_and_the_first_crashes_soon(
-    seed: int,
-) -> None:
+def test_a_crash_worker_starts_before_its_rounds_pause(seed: int) -> None:
     schedule = build_schedule(seed, 300.0, 3)
     crashes = [fault for fault in schedule if fault.kind == FaultKind.KILL_AFTER_COMMIT]
     pauses = [fault for fault in schedule if fault.kind == FaultKind.SHARD_PAUSE]
 
-    assert crashes[0].step in FIRST_CRASH_STEPS
+    assert crashes
     assert all(crash.step in CRASH_STEPS for crash in crashes)
     for crash in crashes:
         next_pause = min((p.at_s for p in pauses if p.at_s > crash.at_s), default=300.0)

@@ -1,10 +1,10 @@
 """The kill-after-commit fault: a second worker that exits right after the first shard transaction
 of one step commits, before the workflow task that ran it completes.
 
-The worker reads TRANSFERS_CRASH_AFTER_COMMIT=<step> and then calls os._exit(70) after that
-commit. It runs beside the stack's worker, which takes the lost task over once Temporal times it
-out and re-runs it from a history without the step: the case where a re-run must decide exactly
-what the lost run decided (issue 11). Only an exit with code 70 counts as a crash after a commit.
+The worker reads TRANSFERS_CRASH_AFTER_COMMIT=<step> (activities/ledger.py) and exits with code 70
+right after that commit. It runs beside the stack's worker, which takes the lost task over once
+Temporal times it out and re-runs it from a history without the step: the case where a re-run must
+decide exactly what the lost run decided (issue 11). Only an exit with code 70 counts.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from dataclasses import replace
 from itertools import count
 from pathlib import Path
 
+from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
 from transfers.chaos.effects import Effect, attempted
 from transfers.devstack.processes import ChildProcess
 from transfers.devstack.worker_process import worker_process
 from transfers.settings import StackInfo
 
-CRASH_ENV = "TRANSFERS_CRASH_AFTER_COMMIT"
-CRASH_EXIT_CODE = 70
 CRASH_WAIT_S = 30.0  # for the step to commit, a start-up held up by a fault included
 WATCH_EVERY_S = 0.2
 
@@ -63,7 +62,7 @@ class CrashingWorkers:
     def _start(self, step: str) -> ChildProcess:
         worker = worker_process(self.data_dir, self.info)
         log = worker.log_path.with_name(f"worker-crash-{step}-{next(self._numbers)}.log")
-        worker = replace(worker, log_path=log, env={**(worker.env or {}), CRASH_ENV: step})
+        worker = replace(worker, log_path=log, env={**(worker.env or {}), CRASH_AFTER_COMMIT: step})
         # Started from the event loop's thread, as FaultInjector._start_worker explains.
         worker.start()
         self.running.append(worker)
