@@ -206,6 +206,10 @@ BREAKAGES: dict[str, tuple[Callable[[Ledger], None], set[str]]] = {
         lambda ledger: ledger.audit.currencies.update(USD=CurrencyTotals(900, 0, 100, 1000, 0)),
         {"in_flight"},
     ),
+    "the audit: money stranded by an ended transfer": (
+        lambda ledger: ledger.audit.stranded.update(t1="debit of 100 on a: workflow ended"),
+        {"in_flight"},
+    ),
     "an error no fault explains": (
         lambda ledger: ledger.anomalies.append(("t1", "KeyError: 'x'")),
         {"client"},

@@ -86,12 +86,13 @@ async def gather_evidence(
             shard_entries += [EntryFact(*row) for row in await connection.execute(entry_query)]
             active_holds += list((await connection.execute(hold_query)).scalars())
     temporal = await _temporal_view(client, submitted)
+    every_run_closed = all(run.status != OPEN for runs in temporal.runs.values() for run in runs)
     return Evidence(
         accounts=await Ledger(router).list_accounts(limit=1_000_000),
         entries=shard_entries,
         active_holds=active_holds,
-        # TODO(issue 11): run_audit(router, quiet=True) once that keyword lands in shards/audit.py
-        audit=await run_audit(router),
+        # With traffic stopped and every run closed, any money in flight is stranded.
+        audit=await run_audit(router, quiet=every_run_closed),
         temporal=await _with_errors_of_later_runs(client, temporal, reused),
     )
 

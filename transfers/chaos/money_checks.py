@@ -46,7 +46,7 @@ def conservation(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
 
 def in_flight(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
     """Once every transfer has ended, no money is taken and neither credited nor refunded: by
-    the entries themselves, and by the audit."""
+    the entries themselves, and by the audit (in flight per currency, stranded per transfer)."""
     for transfer_id, moves in _moves_by_transfer(evidence.entries).items():
         taken = sum(move.amount for move in moves if move.kind in TAKEN)
         paid = sum(move.amount for move in moves if move.kind in PAID)
@@ -55,6 +55,8 @@ def in_flight(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
     for currency, totals in sorted(evidence.audit.currencies.items()):
         if totals.in_flight:
             yield Violation("in_flight", currency, f"the audit sees {totals.in_flight} in flight")
+    for transfer_id, problem in evidence.audit.stranded.items():
+        yield Violation("in_flight", transfer_id, f"the audit: {problem}")
 
 
 def audit_findings(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
