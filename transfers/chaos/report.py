@@ -135,9 +135,9 @@ class ChaosReport:
         table = Table(
             "fault",
             "took effect",
-            "without",
-            "at s after traffic began (shard or step; * without effect)",
-            title="faults",
+            "no effect",
+            "at s after traffic began (shard or step)",
+            title="faults (* took no effect)",
         )
         for kind, number in self.faults.items():
             when = [_when(done) for done in self.injected if done.fault.kind == kind]
