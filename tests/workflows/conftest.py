@@ -257,3 +257,41 @@ async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     if os.environ.get("RECORD_HISTORIES") == "1":
         history = await handle.fetch_history()
         (HISTORIES / f"{name}.json").write_text(history.to_json() + "\n")
+
+
+async def step_events(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The run's history as the saga's story, in order: 'cancel requested', 'update accepted
+    <name>', '<step> scheduled' (a regular activity), then '<step> done' or '<step> failed' (a
+    local activity's marker, or a regular activity's end; failed covers timed out and
+    cancelled)."""
+    events: list[str] = []
+    scheduled: dict[int, str] = {}
+    async for event in handle.fetch_history_events():
+        kind = event.WhichOneof("attributes")
+        if kind == "workflow_execution_cancel_requested_event_attributes":
+            events.append("cancel requested")
+        elif kind == "workflow_execution_update_accepted_event_attributes":
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            events.append(f"update accepted {accepted.accepted_request.input.name}")
+        elif kind == "activity_task_scheduled_event_attributes":
+            step = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled[event.event_id] = step
+            events.append(f"{step} scheduled")
+        elif kind == "activity_task_completed_event_attributes":
+            step = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+            events.append(f"{step} done")
+        elif kind in (
+            "activity_task_failed_event_attributes",
+            "activity_task_timed_out_event_attributes",
+            "activity_task_canceled_event_attributes",
+        ):
+            ended = getattr(event, kind)
+            events.append(f"{scheduled[ended.scheduled_event_id]} failed")
+        elif kind == "marker_recorded_event_attributes":
+            marker = event.marker_recorded_event_attributes
+            if "data" in marker.details:
+                data = json.loads(marker.details["data"].payloads[0].data)
+                if "activity_type" in data:
+                    outcome = "failed" if marker.HasField("failure") else "done"
+                    events.append(f"{data['activity_type']} {outcome}")
+    return events
