@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
@@ -17,9 +18,12 @@ STEP_START_TO_CLOSE = timedelta(seconds=30)
 # business refusal (or a cancellation) leads to a compensation.
 STEP_SCHEDULE_TO_CLOSE: timedelta | None = None
 
-# How long a step retries as a local activity before it goes on as a regular one (see
-# workflows.saga_steps.run_step): at most about 8 workflow-task heartbeats, 3 events each.
-LOCAL_STEP_BUDGET = timedelta(seconds=60)
+# How long a step retries as a local activity before it goes on as a regular one, whose retries
+# add no events to the history (see workflows.saga_steps.run_step). 5 attempts with the backoff
+# below take about 15 s plus the attempts themselves (a LockTimeout is 5 s): a few workflow-task
+# heartbeats, 3 events each; the budget caps the time when attempts hang.
+LOCAL_STEP_ATTEMPTS = 5
+LOCAL_STEP_BUDGET = timedelta(seconds=90)
 
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -29,6 +33,12 @@ STEP_RETRY = RetryPolicy(
     # Activities already raise these as non-retryable; listed again so a step can never loop on one.
     non_retryable_error_types=sorted(BUSINESS_ERRORS),
 )
+
+
+def local_step_retry() -> RetryPolicy:
+    """STEP_RETRY, limited to LOCAL_STEP_ATTEMPTS (read when called: tests shorten it)."""
+    return dataclasses.replace(STEP_RETRY, maximum_attempts=LOCAL_STEP_ATTEMPTS)
+
 
 # The debit may be abandoned when the transfer is cancelled: the refund that follows writes a
 # marker on the source's shard that refuses a debit arriving late.

@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.saga_steps import (
         Refused,
-        call,
         entries_decide,
         lean_history,
         run_step,
@@ -165,21 +164,16 @@ class LedgerSaga:
         """Own the transfer id (refused with IdempotencyConflict if another request has it) and
         route both sides: a saga's first step, before any money moves."""
         request = self._request
-        return await call(
-            workflow.execute_local_activity_method(
-                LedgerActivities.claim,
-                ClaimRequest(
-                    transfer_id=request.transfer_id,
-                    source_account_id=request.source_account_id,
-                    target_account_id=request.target_account_id,
-                    fingerprint=request.fingerprint(),
-                ),
-                start_to_close_timeout=policies.STEP_START_TO_CLOSE,
-                schedule_to_close_timeout=policies.LOCAL_STEP_BUDGET,
-                retry_policy=policies.STEP_RETRY,
-                cancellation_type=policies.ABANDON_ON_CANCEL,
-                summary=f"claim {request.transfer_id}: {self._accounts()}",
-            )
+        return await self._execute(
+            LedgerActivities.claim,
+            ClaimRequest(
+                transfer_id=request.transfer_id,
+                source_account_id=request.source_account_id,
+                target_account_id=request.target_account_id,
+                fingerprint=request.fingerprint(),
+            ),
+            policies.ABANDON_ON_CANCEL,
+            f"claim {request.transfer_id}: {self._accounts()}",
         )
 
     async def _claimed_after_cancel(self) -> TransferError | None:

@@ -7,8 +7,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as StepTimedOut
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    RetryState,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from shards.errors import BUSINESS_ERRORS
@@ -49,8 +53,9 @@ class Refused(Exception):
         self.error = error
 
 
-async def call(activity: Awaitable[T]) -> T:
-    """Await an activity; its failure is either a business refusal or a cancellation."""
+async def call(activity: Awaitable[T], *, attempts_limited: bool = False) -> T:
+    """Await an activity; its failure is either a business refusal or a cancellation, or, with
+    `attempts_limited` (a local step, see run_step), the end of its attempts: its last error."""
     try:
         return await activity
     except (ActivityError, ApplicationError) as error:
@@ -58,15 +63,28 @@ async def call(activity: Awaitable[T]) -> T:
         # without its non-retryable flag: the business error's type tells.
         cause = error.cause if isinstance(error, ActivityError) else error
         if isinstance(cause, ApplicationError) and (
-            cause.non_retryable or cause.type in BUSINESS_ERRORS
+            cause.type in BUSINESS_ERRORS or (cause.non_retryable and not gave_up(error))
         ):
             refusal = TransferError(type=cause.type or "Refused", message=cause.message)
             raise Refused(refusal) from error
-        # Steps retry infrastructure errors forever: any other failure means the attempt
+        if is_cancelled_exception(error):
+            raise asyncio.CancelledError from error
+        if attempts_limited and isinstance(cause, ApplicationError):
+            raise  # out of attempts, whether or not the workflow was cancelled meanwhile
+        # Other steps retry infrastructure errors forever: any other failure means the attempt
         # was stopped by a cancellation of the workflow.
-        if is_cancelled_exception(error) or workflow.cancellation_reason() is not None:
+        if workflow.cancellation_reason() is not None:
             raise asyncio.CancelledError from error
         raise
+
+
+def gave_up(error: BaseException) -> bool:
+    """The activity failed its last attempt (or its schedule-to-close), maybe on an error that
+    is not retryable but not a refusal either: only local steps, whose attempts are limited."""
+    return isinstance(error, ActivityError) and error.retry_state in (
+        RetryState.MAXIMUM_ATTEMPTS_REACHED,
+        RetryState.TIMEOUT,
+    )
 
 
 async def run_step(
@@ -90,10 +108,10 @@ async def run_step(
     task decides again from the shard's entries. Two kinds of step are regular activities
     instead. `durable`: a step that an Update asked for (post, void, retry_compensation), whose
     acceptance is then recorded with the step's scheduling, before the step can change a shard.
-    A local step still retrying after LOCAL_STEP_BUDGET (a shard down) goes on as a regular
-    activity: a local activity keeps its workflow task alive with a heartbeat that adds events
-    to the history, a regular one retries on the server with none, so the events a step adds
-    stay bounded however long the outage.
+    A local step still failing after LOCAL_STEP_ATTEMPTS attempts or LOCAL_STEP_BUDGET (a shard
+    down) goes on as a regular activity: a local activity keeps its workflow task alive with a
+    heartbeat that adds events to the history, a regular one retries on the server with none,
+    so the events a step adds stay bounded however long the outage.
     """
     options: dict[str, Any] = {
         "start_to_close_timeout": policies.STEP_START_TO_CLOSE,
@@ -120,13 +138,12 @@ async def run_step(
                 step,
                 args=[argument],
                 schedule_to_close_timeout=policies.LOCAL_STEP_BUDGET,
-                **options,
-            )
+                **options | {"retry_policy": policies.local_step_retry()},
+            ),
+            attempts_limited=True,
         )
-    except ActivityError as error:
-        if not isinstance(error.cause, StepTimedOut):
-            raise
-    workflow.logger.warning("%s: still failing locally, retried as a regular activity", summary)
+    except (ActivityError, ApplicationError):  # neither refused nor cancelled: out of attempts
+        workflow.logger.warning("%s: still failing, retried as a regular activity", summary)
     return await call(_regular(step, argument, options))
 
 

@@ -14,7 +14,12 @@ from shards.errors import HoldNotActive, IdempotencyConflict
 from shards.schema import AccountStatus
 from tests.pending.conftest import Held, PendingFor
 from tests.support.lost_tasks import LostTask, assert_settled
-from tests.workflows.conftest import Accounts, RecordingActivities, running_worker
+from tests.workflows.conftest import (
+    Accounts,
+    RecordingActivities,
+    record_history,
+    running_worker,
+)
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferOutcome, TransferStatus
@@ -72,6 +77,9 @@ async def test_a_capture_whose_task_was_lost_is_credited_or_refunded(
 
     assert outcome.status == status, outcome
     await _assert_moved(accounts, outcome, request, 400 if status == S.COMPLETED else 0)
+    if interference == "void":
+        handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+        await record_history(handle, "pending_lost_capture_voided")
 
 
 @pytest.mark.usefixtures("worker")

@@ -17,7 +17,12 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from shards.schema import AccountStatus
 from tests.support.lost_tasks import LostTask, assert_settled
-from tests.workflows.conftest import Accounts, RecordingActivities, running_worker
+from tests.workflows.conftest import (
+    Accounts,
+    RecordingActivities,
+    record_history,
+    running_worker,
+)
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
@@ -135,6 +140,12 @@ async def test_a_rerun_after_a_lost_task_ends_as_the_entries_say(
         opening=opening,
         balances={source: opening[source] - case.moved, target: opening[target] + case.moved},
     )
+    if name in RECORDED:
+        handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+        await record_history(handle, RECORDED[name])
+
+
+RECORDED = {"debit, cancel": "lost_debit_cancelled", "refund, unfreeze target": "lost_refund"}
 
 
 def _taken(case: Case) -> int:
@@ -162,9 +173,11 @@ async def _run_again(
         result_type=TransferOutcome,
     )
     try:
-        return await handle.result()
+        outcome = await handle.result()
     except WorkflowFailureError as error:  # pragma: no cover - the assertion below shows it
         raise AssertionError(f"the new run failed instead of ending: {error.cause}") from error
+    await record_history(handle, f"id_reused_{outcome.status.lower()}")
+    return outcome
 
 
 @pytest.mark.parametrize("first_end", ["completed", "compensated"])

@@ -74,6 +74,22 @@ async def test_stuck_refund_is_visible_then_retried(
     assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATED, "refunded")
     assert error_type(outcome) == "AccountNotOpen"  # the credit's refusal, the real reason
     assert await accounts.balance(request.source_account_id) == BALANCE
+    # The retried refund is a regular activity scheduled after the Update's acceptance: it
+    # could not commit while the history still said the refund was stuck (issue #11 case 9).
+    events = [event async for event in handle.fetch_history_events()]
+    accepted = [
+        n
+        for n, e in enumerate(events)
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    scheduled = [
+        n
+        for n, e in enumerate(events)
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "refund"
+    ]
+    assert len(accepted) == 1
+    assert len(scheduled) == 1
+    assert scheduled[0] > accepted[0]
 
 
 async def test_stuck_refund_resolved_by_an_operator(
