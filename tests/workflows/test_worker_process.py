@@ -1,4 +1,5 @@
-"""`python worker.py` as a real process: killed mid-saga, refused start-ups, clean shutdown."""
+"""`python worker.py` as a real process: dead right after a commit, refused start-ups, clean
+shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.workflows.conftest import Accounts, wait_for_step
+from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
+from tests.support.lost_tasks import entries_of
+from tests.workflows.conftest import Accounts, steps_in_history
 from transfers.client import TransfersClient, workflow_id
 from transfers.embedded_pg import free_port
 from transfers.settings import Settings
@@ -54,7 +57,7 @@ class WorkerProcess:
         return process
 
 
-async def test_worker_killed_mid_saga_then_replaced_completes_once(
+async def test_worker_dying_right_after_the_credit_commits_then_replaced_completes_once(
     client: Client,
     settings: Settings,
     accounts: Accounts,
@@ -67,22 +70,36 @@ async def test_worker_killed_mid_saga_then_replaced_completes_once(
     transfers = TransfersClient(client, settings)
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
 
-    async with accounts.row_locked(target):  # the credit is in flight in the first worker
-        first = await WorkerProcess(settings, tmp_path).start_polling()
-        await transfers.submit(request, wait=False)
-        await wait_for_step(handle, "crediting")
-        first.kill()
-        await first.wait()
-        second = await WorkerProcess(settings, tmp_path).start_polling()
+    dying = WorkerProcess(settings, tmp_path, **{CRASH_AFTER_COMMIT: "credit"})
+    first = await dying.start_polling()
     try:
-        # the lost attempt times out (the step's start-to-close), then the second worker runs it
+        await transfers.start(request)
+        crash_code = await asyncio.wait_for(first.wait(), timeout=30)
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    assert crash_code == CRASH_EXIT_CODE, dying.log.read_text()
+    # the debit and the credit committed; the workflow task that ran them is lost
+    assert (await accounts.balance(source), await accounts.balance(target)) == (400, 600)
+    assert await steps_in_history(handle) == []
+
+    second = await WorkerProcess(settings, tmp_path).start_polling()
+    try:
+        # once the lost task times out (10 s), the second worker runs the saga again
         outcome = await asyncio.wait_for(transfers.submit(request), timeout=60)
     finally:
         second.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(second.wait(), timeout=30)
 
     assert outcome.status == TransferStatus.COMPLETED
-    assert [entry.kind for entry in outcome.entries] == ["debit", "credit"]
+    # both steps found on the shards and replayed, none applied twice
+    assert [(entry.kind, entry.replayed) for entry in outcome.entries] == [
+        ("debit", True),
+        ("credit", True),
+    ]
+    rows = await entries_of(accounts.ledger, request.transfer_id)
+    assert sorted((row.kind, row.marker) for row in rows) == [("credit", False), ("debit", False)]
     assert (await accounts.balance(source), await accounts.balance(target)) == (400, 600)
     assert exit_code == 0  # SIGTERM is a clean shutdown
 
