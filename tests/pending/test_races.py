@@ -69,6 +69,7 @@ async def test_post_and_void_racing_the_first_accepted_wins(
         winning = asyncio.create_task(decisions[first]())
         try:
             await _until_waiting_on(accounts, source)
+            # the running workflow's validator says "is posted"; a closed one "posted already"
             with pytest.raises(HoldNotActive, match=f"is {first}ed"):
                 await decisions[second]()
         except BaseException:
