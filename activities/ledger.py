@@ -38,7 +38,7 @@ LedgerStep = Callable[[str, str, int, str | None, str | None], Awaitable[StepRes
 # Test-only: the name of a step (claim, debit, credit, fence_credit, refund,
 # transfer_within_shard, hold, capture, release). The worker process exits at once right after
 # that step's first shard transaction commits, before its workflow task can complete: the crash
-# that a local activity's commit must survive (tests/workflows/test_lost_tasks_crash.py, chaos).
+# that a local activity's commit must survive (tests/workflows/test_crash_after_commit.py, chaos).
 CRASH_AFTER_COMMIT = "TRANSFERS_CRASH_AFTER_COMMIT"
 CRASH_EXIT_CODE = 70
 

@@ -159,7 +159,10 @@ def plan_take(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
 
 
 def plan_give(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
-    """credit or deposit: money enters an open account."""
+    """credit or deposit: money enters an open account; never the credit of a refunded transfer
+    (seen here when both accounts share a shard; elsewhere its fence refuses it)."""
+    if kind == K.CREDIT:
+        refuse_if_compensated(ctx, K.REFUND)
     replay = replay_of(ctx, kind, step.account_id, step.amount)
     if replay:
         return replay
@@ -278,7 +281,7 @@ def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
     """Release the hold; without one, write a marker so that the hold can never land later.
 
     A hold found captured is not released: the capture is handed back (kind `capture`), and the
-    caller owes it a credit or a refund.
+    caller owes it a credit or a refund; or the refund that settled it (kind `refund`).
     """
     refuse_other_request(ctx)
     hold = ctx.hold
@@ -290,7 +293,9 @@ def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
         )
     capture = ctx.prior.get(K.CAPTURE)
     if hold is not None and hold.status == HoldStatus.CAPTURED and capture is not None:
-        return Replay((capture.result(ctx.transfer_id),))
+        # refunded already: that settled it; else the caller owes the capture its credit
+        settled = ctx.prior.get(K.REFUND) or capture
+        return Replay((settled.result(ctx.transfer_id),))
     if prior is not None:
         return Replay((prior.result(ctx.transfer_id),))
     absent = nothing_to_compensate(ctx, K.RELEASE, step)

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
     )
     from workflows.saga_steps import (
+        SETTLE_BY_ENTRIES,
         Refused,
         entries_decide,
         lean_history,
@@ -156,9 +157,10 @@ class LedgerSaga:
         )
         return await self._execute(step, step_request, cancellation, summary)
 
-    def _fingerprint(self) -> str | None:
-        """The request's digest on every step; steps of runs recorded before it carried none."""
-        return None if self._legacy else self._request.fingerprint()
+    def _fingerprint(self) -> str:
+        """The request's digest on every step (a run started before ENTRIES_DECIDE made no claim,
+        but its later steps carry it all the same: the shards compare what they can)."""
+        return self._request.fingerprint()
 
     async def _claim(self) -> Route:
         """Own the transfer id (refused with IdempotencyConflict if another request has it) and
@@ -225,10 +227,10 @@ class LedgerSaga:
         credit, fenced on the target's shard (found there, it completes the transfer), then the
         refund of the source (a marker where nothing was taken: FAILED as `failed_step`).
 
-        Runs recorded before ENTRIES_DECIDE fenced only a credit whose attempt was interrupted
+        Runs recorded before SETTLE_BY_ENTRIES fenced only a credit whose attempt was interrupted
         (`credit_unknown`) and refunded at once otherwise.
         """
-        if self._legacy and not credit_unknown:
+        if not credit_unknown and not self._settles_by_entries():
             return await self._compensate(reason, failed_step)
         if await self._credit_landed():
             return self._finish(TransferStatus.COMPLETED, "completed")
@@ -285,6 +287,13 @@ class LedgerSaga:
             raise ValueError("an operator decision is already being applied")
 
     # progress -----------------------------------------------------------------------------
+
+    def _settles_by_entries(self) -> bool:
+        """How a run that does not complete ends: by the entries (fence, then refund) since
+        ENTRIES_DECIDE. A run started before it decides so too from the first such end it
+        reaches live, and as it did where its history recorded that end (the patch, asked there
+        and not at the start, is then found in the history or not)."""
+        return not self._legacy or workflow.patched(SETTLE_BY_ENTRIES)
 
     def _start(self, step: str) -> None:
         self._legacy = not entries_decide()

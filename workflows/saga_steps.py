@@ -45,6 +45,11 @@ def entries_decide() -> bool:
     return workflow.patched(ENTRIES_DECIDE)
 
 
+SETTLE_BY_ENTRIES = "settle-by-entries"
+"""Patch id, asked only by runs started before ENTRIES_DECIDE, and only where a transfer ends
+without completing: from there they end as the entries say too (see LedgerSaga._settle)."""
+
+
 class Refused(Exception):
     """A step was refused for a business reason; that step applied nothing."""
 

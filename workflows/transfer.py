@@ -43,9 +43,9 @@ class TransferWorkflow(LedgerSaga):
             return self._finish(TransferStatus.FAILED, "refused", refusal.error)
         except asyncio.CancelledError:
             reason = cancelled("before the debit")
-            if self._legacy:
+            if not self._settles_by_entries():
                 return self._finish(TransferStatus.FAILED, "cancelled", reason)
-            refused = await self._claimed_after_cancel()
+            refused = None if self._legacy else await self._claimed_after_cancel()
             if refused:
                 return self._finish(TransferStatus.FAILED, "refused", refused)
             return await self._settle(reason)
@@ -107,7 +107,7 @@ class TransferWorkflow(LedgerSaga):
             return await self._refused("refused", refusal.error)
         except asyncio.CancelledError:
             reason = cancelled("before commit")
-            if not self._legacy:
+            if self._settles_by_entries():
                 return await self._settle(reason)
             if await self._credit_landed():
                 return self._finish(TransferStatus.COMPLETED, "completed")
@@ -134,7 +134,7 @@ class TransferWorkflow(LedgerSaga):
         resubmission, of a transfer that ended) ends as that compensation did; one for another
         request's entries (IdempotencyConflict) ends at once: nothing of this request is written.
         """
-        if self._legacy:
+        if not self._settles_by_entries():
             return await self._refuse(step, refusal)
         if refusal.type == IdempotencyConflict.__name__:
             return self._finish(TransferStatus.FAILED, step, refusal)

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
 
 from shards.errors import HoldNotActive, IdempotencyConflict
 from shards.schema import AccountStatus
@@ -151,3 +152,35 @@ async def test_a_rerun_of_a_pending_transfer_ends_as_its_entries_say(
 
     assert outcome.status == status, outcome
     await _assert_moved(accounts, outcome, request, 400 if status == S.COMPLETED else 0)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_compensated_pending_transfer_run_again_after_its_target_opens_credits_nothing(
+    transfers: TransfersClient,
+    client: Client,
+    settings: Settings,
+    accounts: Accounts,
+    pending_for: PendingFor,
+) -> None:
+    """Its credit was refused (no such account: nothing to fence there) and its capture refunded;
+    the target opens; a new run of the id finds the captured hold: its release hands back the
+    refund, not the capture, so nothing is credited (found by review: 400 made before)."""
+    source = await accounts.open(1_000, shard=0)
+    target = accounts.id_on(1)  # not opened yet
+    request = pending_for(source, target, 400)
+    await transfers.submit_pending(request)
+    first = await transfers.post(request.transfer_id)
+    await accounts.ledger.open_account(target, "USD")
+
+    handle = await client.start_workflow(
+        "PendingTransferWorkflow",
+        request,
+        id=workflow_id(request.transfer_id),
+        task_queue=settings.transfers_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        result_type=TransferOutcome,
+    )
+    again = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert first.status == again.status == S.COMPENSATED
+    await _assert_moved(accounts, again, request, 0)

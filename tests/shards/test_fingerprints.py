@@ -9,7 +9,7 @@ import pytest
 from shards.errors import AlreadyCompensated, IdempotencyConflict
 from shards.fingerprints import fingerprint_of
 from shards.ledger import Ledger
-from tests.shards.support import NewId, open_funded
+from tests.shards.support import NewId, ids_on_shard, open_funded
 
 MINE = fingerprint_of("transfer", "a", "b", 400, "USD")
 OTHER = fingerprint_of("transfer", "a", "c", 400, "USD")
@@ -93,3 +93,22 @@ async def test_a_release_of_a_captured_hold_hands_back_the_capture(
     assert (later_post.kind, later_post.amount, later_post.replayed) == ("capture", 300, True)
     view = await ledger.get_account(account)
     assert (view.balance, view.held) == (700, 0)
+
+
+async def test_a_refunded_capture_is_never_handed_back_for_a_credit(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    source, target = ids_on_shard(ledger.router, new_id, 0, 2)  # the credit sees the refund
+    await open_funded(ledger, source, 1_000)
+    await open_funded(ledger, target, 0)
+    transfer = new_id("t")
+    await ledger.reserve(transfer, source, 400, 60, "USD", MINE)
+    await ledger.capture(transfer, source, None, MINE)
+    await ledger.refund(transfer, source, 400, "USD", MINE)
+
+    release = await ledger.release(transfer, source, 400, MINE)
+
+    assert (release.kind, release.marker) == ("refund", False)  # what settled the capture
+    with pytest.raises(AlreadyCompensated):
+        await ledger.credit(transfer, target, 400, "USD", MINE)
+    assert (await ledger.get_account(target)).balance == 0

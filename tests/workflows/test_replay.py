@@ -9,7 +9,9 @@ PendingTransferWorkflow (`pending_*`), re-record them with:
 and commit the files. A replay failure without such a change means the change is not
 replay-safe for running transfers: guard it with `workflow.patched(...)` instead, and keep the
 histories recorded before the patch in a folder of their own, as before-lean-history/ keeps those
-of the runs that called their steps as regular activities (the `lean-history` patch).
+of the runs that called their steps as regular activities (the `lean-history` patch) and
+before-entries-decide/ those of the runs that made no claim and refunded without a fence (the
+`entries-decide` patch).
 """
 
 from __future__ import annotations
@@ -38,13 +40,24 @@ REPRESENTATIVE = {
     "pending_expired",
     "pending_compensated",
 }
+# Since the entries-decide patch: re-runs over the committed effects of a lost task, and new runs
+# of an id (the same fields replay the end; other fields are refused).
+SINCE_ENTRIES_DECIDE = {
+    "lost_debit_cancelled",
+    "lost_refund",
+    "pending_lost_capture_voided",
+    "id_reused_completed",
+    "id_reused_compensated",
+    "id_reused_failed",
+}
 
 
 def test_every_representative_run_is_recorded() -> None:
-    assert {path.stem for path in HISTORIES.glob("*.json")} >= REPRESENTATIVE
-    assert {path.stem for path in (HISTORIES / "before-lean-history").glob("*.json")} >= (
-        REPRESENTATIVE
+    assert {path.stem for path in HISTORIES.glob("*.json")} >= (
+        REPRESENTATIVE | SINCE_ENTRIES_DECIDE
     )
+    for before in ("before-lean-history", "before-entries-decide"):
+        assert {path.stem for path in (HISTORIES / before).glob("*.json")} >= REPRESENTATIVE
 
 
 def load(path: Path) -> WorkflowHistory:
