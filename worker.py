@@ -72,6 +72,7 @@ def build_worker(
             activities.credit,
             activities.fence_credit,
             activities.refund,
+            activities.settled_by_hand,
             activities.transfer_within_shard,
             activities.hold,
             activities.capture,

@@ -102,6 +102,12 @@ class LedgerActivities:
         return await self._apply("refund", request, self.ledger.refund)
 
     @activity.defn
+    async def settled_by_hand(self, request: StepRequest) -> AppliedEntry:
+        """An operator's resolve_compensation: a refund marker keeps the refund from landing
+        later; a refund found instead is handed back."""
+        return await self._apply("settled_by_hand", request, self.ledger.settled_by_hand)
+
+    @activity.defn
     async def transfer_within_shard(
         self, request: WithinShardRequest
     ) -> tuple[AppliedEntry, AppliedEntry]:

@@ -1,7 +1,9 @@
 """Cross-shard audit: is money conserved, and do the entries of every transfer agree?
 
-Per currency: sum(balances) + in flight == sum(deposits) - sum(withdrawals), where in flight is
-the money debited (or captured) by a transfer that has been neither credited nor refunded yet.
+Per currency: sum(balances) + in flight + written off == sum(deposits) - sum(withdrawals), where
+in flight is the money debited (or captured) by a transfer that has been neither credited nor
+refunded yet, and written off the money debited by a transfer whose refund an operator settled
+outside the ledger (a refund marker beside the debit, see LedgerSaga.resolve_compensation).
 Per account: balance == the sum of its entries, held == the sum of its active holds.
 Per transfer, across all shards: at most one entry of each kind (a debit and a capture both
 take the money: one of them); a credit needs a debit or capture of the same amount and currency;
@@ -29,6 +31,8 @@ MOVES = (K.DEBIT, K.CAPTURE, K.CREDIT, K.REFUND)
 TAKEN = (K.DEBIT, K.CAPTURE)
 INFLOWS = (K.DEPOSIT, K.CREDIT, K.REFUND)
 OUTFLOWS = (K.WITHDRAWAL, K.DEBIT, K.CAPTURE)
+# A refund marker: with a debit, the refund was settled outside the ledger; without, nothing moved.
+WRITTEN_OFF = "written_off"
 
 
 @dataclass
@@ -36,12 +40,15 @@ class CurrencyTotals:
     balances: int = 0
     held: int = 0
     in_flight: int = 0
+    # debited, then refunded by an operator outside the ledger (resolve_compensation)
+    written_off: int = 0
     deposits: int = 0
     withdrawals: int = 0
 
     @property
     def conserved(self) -> bool:
-        return self.balances + self.in_flight == self.deposits - self.withdrawals
+        paid_out = self.balances + self.in_flight + self.written_off
+        return paid_out == self.deposits - self.withdrawals
 
 
 @dataclass
@@ -93,6 +100,10 @@ async def run_audit(
         problem, taken = _assess(transfer_moves)
         if problem:
             report.contradictions[transfer_id] = problem
+        elif taken and any(move.kind == WRITTEN_OFF for move in transfer_moves):
+            report.currencies.setdefault(
+                taken.currency, CurrencyTotals()
+            ).written_off += taken.amount
         elif taken:
             report.currencies.setdefault(taken.currency, CurrencyTotals()).in_flight += taken.amount
             in_flight[transfer_id] = taken
@@ -209,17 +220,17 @@ async def _account_mismatches(connection: AsyncConnection) -> dict[str, str]:
 async def _moves(
     connection: AsyncConnection, shard: int, transfer_ids: Iterable[str] | None = None
 ) -> list[tuple[str, _Move]]:
-    """The shard's moves (no markers: they move no money), of every transfer or of some."""
+    """The shard's moves, of every transfer or of some: no markers (they move no money) but
+    refund markers, `WRITTEN_OFF` (a debit's refund marker says an operator settled it)."""
+    kind = case((entries.c.marker, literal(WRITTEN_OFF)), else_=entries.c.kind)
     query = (
-        select(
-            entries.c.transfer_id,
-            entries.c.kind,
-            entries.c.account_id,
-            entries.c.amount,
-            accounts.c.currency,
-        )
+        select(entries.c.transfer_id, kind, entries.c.account_id, entries.c.amount)
+        .add_columns(accounts.c.currency)
         .join(accounts, accounts.c.account_id == entries.c.account_id)
-        .where(~entries.c.marker, entries.c.kind.in_(MOVES))
+        .where(
+            (~entries.c.marker & entries.c.kind.in_(MOVES))
+            | (entries.c.marker & (entries.c.kind == K.REFUND))
+        )
     )
     if transfer_ids is not None:  # one array parameter, however many ids
         wanted = bindparam("transfer_ids", sorted(transfer_ids), type_=ARRAY(Text))

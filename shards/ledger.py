@@ -30,6 +30,7 @@ from shards.steps import (
     plan_refund,
     plan_release,
     plan_reserve,
+    plan_settled_by_hand,
     plan_status,
     plan_take,
     plan_transfer_within_shard,
@@ -183,6 +184,19 @@ class Ledger:
     ) -> StepResult:
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_refund(ctx, step), fingerprint))
+
+    async def settled_by_hand(
+        self,
+        transfer_id: str,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        fingerprint: str | None = None,
+    ) -> StepResult:
+        """Record that an operator refunded by hand: a refund marker (`marker=True`), or the
+        refund already there (`marker=False`: the ledger refunded first, nothing to settle)."""
+        step = validated_step(transfer_id, account_id, amount, currency)
+        return _one(await self._run(step, lambda ctx: plan_settled_by_hand(ctx, step), fingerprint))
 
     async def fence_credit(
         self,

@@ -230,6 +230,21 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     )
 
 
+def plan_settled_by_hand(ctx: StepContext, step: Step) -> Change | Replay:
+    """An operator settled the compensation outside the ledger: a refund marker, so that no
+    refund (nor a late debit) can land after it; the debit stands, written off (see the audit).
+    A refund found here, real or marker, is handed back: the ledger settled it first."""
+    replay = replay_of(ctx, K.REFUND, step.account_id, step.amount)
+    if replay:
+        return replay
+    absent = nothing_to_compensate(ctx, K.REFUND, step)
+    if absent:
+        return absent
+    state = require_account(ctx, step.account_id, None, must_be_open=False)
+    marker = NewEntry(K.REFUND, step.account_id, step.amount, state.balance, marker=True)
+    return Change([Posting(state, state.balance, state.live_held)], [marker])
+
+
 def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
     replay = replay_of(ctx, K.HOLD, step.account_id, step.amount)
     if replay:

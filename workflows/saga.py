@@ -130,6 +130,26 @@ class LedgerSaga:
             f"refund {self._money()} to {request.source_account_id}",
         )
 
+    async def _record_settled_by_hand(self) -> AppliedEntry | None:
+        """A refund marker on the source, so that no refund lands after the operator's (a
+        re-run, a resubmission): None; or the real refund found there first."""
+        request = self._request
+        try:
+            found = await self._run_step(
+                LedgerActivities.settled_by_hand,
+                request.source_account_id,
+                policies.WAIT_ON_CANCEL,
+                f"record the refund of {self._money()} to {request.source_account_id} as "
+                "settled by hand",
+            )
+        except Refused as refusal:  # another request's entries: no refund of ours lands there
+            workflow.logger.error("transfer %s: %s", request.transfer_id, refusal)
+            return None
+        if not found.marker:
+            return found
+        self._record(found)
+        return None
+
     async def _fence_credit(self) -> AppliedEntry:
         request = self._request
         return await self._run_step(
@@ -252,7 +272,8 @@ class LedgerSaga:
     async def _refund_until_settled(self) -> AppliedEntry | None:
         """Infrastructure errors are retried by the policy; a refusal waits for an operator.
 
-        Returns None when the operator settled the refund by hand.
+        Returns None when the operator settled the refund by hand (recorded on the shard), or
+        the refund found there when the ledger had refunded first.
         """
         reason = self._error
         while True:
@@ -261,6 +282,10 @@ class LedgerSaga:
             except Refused as refusal:
                 decision = await self._operator_decision(refusal.error)
             if decision.resolved:
+                if self._settles_by_entries():
+                    refund = await self._record_settled_by_hand()
+                    if refund is not None:  # the ledger refunded first: the operator must not
+                        return refund
                 self._error = _resolved(decision.note, reason, refused=self._error)
                 return None
             self._advance(TransferStatus.COMPENSATING, "refunding", reason)

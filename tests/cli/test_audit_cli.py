@@ -90,7 +90,15 @@ async def test_audit_reports_the_exact_change_of_totals_in_major_units(
     report = result.json()
     assert result.exit_code == (0 if report["ok"] else 1)
     euro = report["currencies"]["EUR"]
-    assert set(euro) == {"balances", "held", "in_flight", "deposits", "withdrawals", "conserved"}
+    assert set(euro) == {
+        "balances",
+        "held",
+        "in_flight",
+        "written_off",
+        "deposits",
+        "withdrawals",
+        "conserved",
+    }
     assert re.fullmatch(r"\d+\.\d\d", euro["deposits"])  # EUR has two decimals
     was = before["currencies"].get("EUR", {"balances": "0.00", "deposits": "0.00"})
     for name in ("balances", "deposits"):

@@ -11,10 +11,13 @@ from collections.abc import Callable
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
 
+from shards.audit import run_audit
 from shards.validation import MAX_AMOUNT
 from tests.workflows.conftest import Accounts, error_type, record_history, wait_for_step
 from transfers.client import TransfersClient, workflow_id
+from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 from workflows.transfer import TransferWorkflow
 
@@ -95,6 +98,7 @@ async def test_stuck_refund_is_visible_then_retried(
 async def test_stuck_refund_resolved_by_an_operator(
     transfers: TransfersClient,
     client: Client,
+    settings: Settings,
     accounts: Accounts,
     request_to_frozen: TransferRequest,
 ) -> None:
@@ -110,6 +114,26 @@ async def test_stuck_refund_resolved_by_an_operator(
     assert error_type(outcome) == "ResolvedByOperator"
     assert outcome.error is not None
     assert outcome.error.message.startswith("paid back by hand, #42")
-    assert [entry.kind for entry in outcome.entries] == ["debit"]
+    # the debit stands, written off; the marker keeps any refund from landing after the operator's
+    assert [(e.kind, e.marker) for e in outcome.entries] == [("debit", False), ("refund", True)]
     await accounts.withdraw(request.source_account_id, NEAR_MAX_DEPOSIT)
     await record_history(handle, "refund_resolved")
+
+    # Run again (a resubmission after retention, a foreign client): the refund must not land now
+    # that it could, or the operator's payment would be a second one.
+    again = await client.start_workflow(
+        TransferWorkflow.run,
+        request,
+        id=workflow_id(request.transfer_id),
+        task_queue=settings.transfers_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    await again.result()
+    assert await accounts.balance(request.source_account_id) == BALANCE - AMOUNT
+
+    async def ended(transfer_ids: list[str]) -> set[str]:
+        return set(transfer_ids)
+
+    report = await run_audit(accounts.ledger.router, workflow_ended=ended)
+    assert request.transfer_id not in report.stranded
+    assert request.transfer_id not in report.contradictions

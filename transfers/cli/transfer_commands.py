@@ -283,7 +283,14 @@ def audit_json(report: AuditReport) -> dict[str, Any]:
         currency: {
             **{
                 name: format_amount(getattr(totals, name), currency)
-                for name in ("balances", "held", "in_flight", "deposits", "withdrawals")
+                for name in (
+                    "balances",
+                    "held",
+                    "in_flight",
+                    "written_off",
+                    "deposits",
+                    "withdrawals",
+                )
             },
             "conserved": totals.conserved,
         }
