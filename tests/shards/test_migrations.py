@@ -41,7 +41,11 @@ def test_upgrade_twice_changes_nothing_the_second_time(empty_database: str) -> N
     tables = _tables(empty_database)
 
     assert upgrade(empty_database) == HEAD
-    assert _tables(empty_database) == tables == ["accounts", "alembic_version", "entries", "holds"]
+    assert (
+        _tables(empty_database)
+        == tables
+        == ["accounts", "alembic_version", "entries", "holds", "transfer_claims"]
+    )
 
 
 def test_three_concurrent_upgrades_of_one_shard_all_succeed(empty_database: str) -> None:
@@ -49,7 +53,13 @@ def test_three_concurrent_upgrades_of_one_shard_all_succeed(empty_database: str)
         revisions = list(pool.map(upgrade, [empty_database] * 3))
 
     assert revisions == [HEAD] * 3
-    assert _tables(empty_database) == ["accounts", "alembic_version", "entries", "holds"]
+    assert _tables(empty_database) == [
+        "accounts",
+        "alembic_version",
+        "entries",
+        "holds",
+        "transfer_claims",
+    ]
     with psycopg.connect(empty_database) as connection:
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     assert versions == [(HEAD,)]
