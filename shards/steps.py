@@ -141,6 +141,13 @@ def _give(state: AccountState, amount: int) -> int:
     return state.balance + amount
 
 
+def _marker(kind: str, state: AccountState, amount: int) -> Change:
+    """A compensation for a step that never happened here: it moves no money and refuses the
+    late step (or, for a refund, records one settled outside the ledger)."""
+    marker = NewEntry(kind, state.account_id, amount, state.balance, marker=True)
+    return Change([Posting(state, state.balance, state.live_held)], [marker])
+
+
 def _entry(kind: str, state: AccountState, amount: int, balance: int) -> NewEntry:
     return NewEntry(kind, state.account_id, amount, balance)
 
@@ -190,8 +197,7 @@ def plan_fence_credit(ctx: StepContext, step: Step) -> Change | Replay:
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
-    marker = NewEntry(K.CREDIT, step.account_id, step.amount, state.balance, marker=True)
-    return Change([Posting(state, state.balance, state.live_held)], [marker])
+    return _marker(K.CREDIT, state, step.amount)
 
 
 def _same_request(ctx: StepContext, prior: PriorEntry, step: Step) -> bool:
@@ -216,8 +222,7 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     currency = None if original is None else step.currency
     state = require_account(ctx, step.account_id, currency, must_be_open=False)
     if original is None:
-        marker = NewEntry(K.REFUND, state.account_id, step.amount, state.balance, marker=True)
-        return Change([Posting(state, state.balance, state.live_held)], [marker])
+        return _marker(K.REFUND, state, step.amount)
     if original.account_id != step.account_id or original.amount != step.amount:
         raise IdempotencyConflict(
             f"transfer {ctx.transfer_id} took {original.amount} from {original.account_id}; "
@@ -241,8 +246,7 @@ def plan_settled_by_hand(ctx: StepContext, step: Step) -> Change | Replay:
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
-    marker = NewEntry(K.REFUND, step.account_id, step.amount, state.balance, marker=True)
-    return Change([Posting(state, state.balance, state.live_held)], [marker])
+    return _marker(K.REFUND, state, step.amount)
 
 
 def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
@@ -318,8 +322,7 @@ def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
     if hold is None:
-        marker = NewEntry(K.RELEASE, step.account_id, step.amount, state.balance, marker=True)
-        return Change([Posting(state, state.balance, state.live_held)], [marker])
+        return _marker(K.RELEASE, state, step.amount)
     if any(lapsed.transfer_id == ctx.transfer_id for lapsed in state.lapsed):
         # The lapsed-hold sweep of this write records the release. Judged from the account read,
         # not `hold.expired`: the hold may lapse between the two reads, and is then released here.
