@@ -42,7 +42,7 @@ class TransferWorkflow(LedgerSaga):
         except Refused as refusal:  # another request owns the id: nothing of this one is written
             return self._finish(TransferStatus.FAILED, "refused", refusal.error)
         except asyncio.CancelledError:
-            reason = cancelled("before the debit")
+            reason = cancelled("before its first step was recorded")
             if not self._settles_by_entries():
                 return self._finish(TransferStatus.FAILED, "cancelled", reason)
             refused = None if self._legacy else await self._claimed_after_cancel()
