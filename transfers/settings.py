@@ -90,7 +90,7 @@ class StackInfo(BaseModel):
     temporal_address: str
     namespace: str
     task_queue: str
-    ui_url: str
+    ui_url: str | None = None  # None: the server runs without its Web UI
     shard_dsns: list[str] = Field(min_length=1)
 
 
@@ -130,7 +130,7 @@ def load_settings(stack_dir: Path | None = None) -> Settings:
             "temporal_address": stack.temporal_address,
             "temporal_namespace": stack.namespace,
             "transfers_task_queue": stack.task_queue,
-            "ui_url": stack.ui_url,
+            "ui_url": stack.ui_url or settings.ui_url,
             "shard_dsns": ",".join(stack.shard_dsns),
         }
     )

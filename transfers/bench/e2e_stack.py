@@ -30,7 +30,7 @@ async def embedded_stack(shard_count: int = 3) -> AsyncIterator[BenchStack]:
             data_dir=data_dir,
             shard_count=shard_count,
             temporal_port=free_port(),
-            ui_port=free_port(),
+            ui_port=None,
             worker=False,
         )
     )
@@ -78,7 +78,6 @@ def _settings(info: StackInfo) -> Settings:
         temporal_address=info.temporal_address,
         temporal_namespace=info.namespace,
         transfers_task_queue=info.task_queue,
-        ui_url=info.ui_url,
         shard_dsns=",".join(info.shard_dsns),
     )
 

@@ -51,14 +51,12 @@ class ChaosRun:
         self.options = options
         self.schedule = schedule
         self.progress = progress
-        temporal_port = free_port()
-        ui_port = next(port for port in iter(free_port, None) if port != temporal_port)
         self.stack = DevStack(
             DevOptions(
                 data_dir=options.data_dir,
                 shard_count=options.shard_count,
-                temporal_port=temporal_port,
-                ui_port=ui_port,
+                temporal_port=free_port(),
+                ui_port=None,
             )
         )
         self.injector: FaultInjector | None = None

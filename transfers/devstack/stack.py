@@ -29,7 +29,7 @@ class DevOptions:
     data_dir: Path
     shard_count: int = 3
     temporal_port: int = 7233
-    ui_port: int = 8233
+    ui_port: int | None = 8233  # None: no Web UI (bench, chaos: nobody looks at it)
     worker: bool = True
     demo: bool = False
     namespace: str = "default"
@@ -74,7 +74,8 @@ class DevStack:
         (options.data_dir / STACK_FILE).unlink(missing_ok=True)  # left by a killed run
         check_shard_count(options.data_dir, options.shard_count)
         require_free(options.temporal_port, "--temporal-port")
-        require_free(options.ui_port, "--ui-port")
+        if options.ui_port is not None:
+            require_free(options.ui_port, "--ui-port")
         self.temporal = temporal_server(
             options.data_dir, options.temporal_port, options.ui_port, options.namespace
         )
@@ -93,7 +94,7 @@ class DevStack:
             temporal_address=f"{HOST}:{options.temporal_port}",
             namespace=options.namespace,
             task_queue=options.task_queue,
-            ui_url=f"http://localhost:{options.ui_port}",
+            ui_url=None if options.ui_port is None else f"http://localhost:{options.ui_port}",
             shard_dsns=[server.dsn for server in self.shards],
         )
         if options.worker:

@@ -25,7 +25,8 @@ def temporal_executable() -> str:
     return found
 
 
-def temporal_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> ChildProcess:
+def temporal_server(data_dir: Path, port: int, ui_port: int | None, namespace: str) -> ChildProcess:
+    """The server with its Web UI on `ui_port` (loopback only), or headless when it is None."""
     search_attributes = [
         flag
         for name, kind in REGISTRATION.items()
@@ -41,8 +42,7 @@ def temporal_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> 
         HOST,
         "--port",
         str(port),
-        "--ui-port",
-        str(ui_port),
+        *_web_ui(ui_port),
         "--namespace",
         namespace,
         "--log-level",
@@ -56,6 +56,14 @@ def temporal_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> 
     return ChildProcess("Temporal dev server", command, data_dir / "logs" / "temporal.log")
 
 
+def _web_ui(ui_port: int | None) -> list[str]:
+    # The UI serves every history, memo and amount to any Host header (a web page that rebinds
+    # its DNS name to 127.0.0.1 could read them): loopback only, and none where nobody looks.
+    if ui_port is None:
+        return ["--headless"]
+    return ["--ui-ip", HOST, "--ui-port", str(ui_port)]
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((HOST, port)) == 0
@@ -64,12 +72,12 @@ def _listening(port: int) -> bool:
 async def connect_when_ready(
     server: ChildProcess,
     port: int,
-    ui_port: int,
+    ui_port: int | None,
     namespace: str,
     stopping: asyncio.Event,
     timeout_s: float,
 ) -> Client:
-    """A client once the frontend answers and the Web UI listens."""
+    """A client once the frontend answers and the Web UI (if any) listens."""
     clients: list[Client] = []
 
     async def ready() -> bool:
@@ -78,7 +86,7 @@ async def connect_when_ready(
                 clients.append(await Client.connect(f"{HOST}:{port}", namespace=namespace))
             except RuntimeError:  # the SDK's "Failed client connect": not listening yet
                 return False
-        return _listening(ui_port)
+        return ui_port is None or _listening(ui_port)
 
     await wait_until(
         ready, what="Temporal dev server", watched=[server], stopping=stopping, timeout_s=timeout_s
