@@ -8,6 +8,7 @@
     │   │   ├── InvalidTransferId     same rule as account ids
     │   │   ├── InvalidCurrency       not three capital letters
     │   │   ├── InvalidTtl            hold time-to-live out of range
+    │   │   ├── InvalidCursor         a statement cursor that no statement page returned
     │   │   └── SameAccount           a transfer from an account to itself
     │   ├── InsufficientFunds         available (balance - active holds) below the amount
     │   ├── AccountNotFound
@@ -65,6 +66,10 @@ class InvalidCurrency(InvalidInput):
 
 
 class InvalidTtl(InvalidInput):
+    pass
+
+
+class InvalidCursor(InvalidInput):
     pass
 
 
@@ -145,6 +150,7 @@ BUSINESS_ERRORS: dict[str, type[BusinessError]] = {
         InvalidTransferId,
         InvalidCurrency,
         InvalidTtl,
+        InvalidCursor,
         SameAccount,
         InsufficientFunds,
         AccountNotFound,

@@ -22,6 +22,7 @@ from shards.records import AccountView, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.runner import Applied, LockStrategy, Plan, RetryPolicy, StepRunner, validated_step
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
+from shards.statements import StatementPage, read_statement
 from shards.steps import (
     Step,
     plan_capture,
@@ -121,6 +122,13 @@ class Ledger:
                 rows = (await connection.execute(query)).all()
             views += [AccountView(**row._asdict(), shard=shard.index) for row in rows]
         return sorted(views, key=lambda view: view.account_id)[:limit]
+
+    async def statement(
+        self, account_id: str, *, limit: int = 100, before: str | None = None
+    ) -> StatementPage:
+        """The account's entries newest first, `limit` at a time: pass a page's `next_cursor`
+        as `before` for the next one (see shards.statements)."""
+        return await read_statement(self.router, account_id, limit=limit, before=before)
 
     async def set_status(self, account_id: str, status: AccountStatus) -> None:
         check_account_id(account_id)

@@ -124,7 +124,8 @@ class Entry(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(f"transfer_id {ID_CHECK}", name="transfer_id_format"),
         CheckConstraint(_one_of("kind", EntryKind), name="kind_known"),
-        Index("ix_entries_account_id", "account_id"),
+        # a statement reads an account's entries in id order (see shards.statements)
+        Index("ix_entries_account_id_entry_id", "account_id", "entry_id"),
     )
 
 
