@@ -11,6 +11,7 @@ from rich.table import Table
 from shards.ledger import Ledger
 from shards.records import AccountView, StepResult
 from shards.schema import AccountStatus, EntryKind
+from transfers.cli.account_entries import entries_command
 from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
 from transfers.money import exponent, format_amount, parse_amount
 
@@ -205,6 +206,9 @@ def list_command(
         console.print(table)
 
     emit({"accounts": [account_json(view) for view in views]}, as_json, render)
+
+
+accounts_app.command("entries")(entries_command)
 
 
 def register(app: typer.Typer) -> None:
