@@ -221,20 +221,19 @@ def _entry(result: StepResult) -> AppliedEntry:
         kind=result.kind,
         account_id=result.account_id,
         amount=result.amount,
-        balance_after=result.balance_after,
         replayed=result.replayed,
         marker=result.marker,
     )
 
 
 def _log_applied(result: StepResult) -> None:
+    """One line a step; without the balance, which only the account's owner may see."""
     how = "marker written" if result.marker else "replayed" if result.replayed else "applied"
     activity.logger.info(
-        "transfer %s: %s of %d on %s %s, balance %d",
+        "transfer %s: %s of %d on %s %s",
         result.transfer_id,
         result.kind,
         result.amount,
         result.account_id,
         how,
-        result.balance_after,
     )

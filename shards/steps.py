@@ -129,9 +129,8 @@ def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:
 
 def _take(state: AccountState, amount: int) -> int:
     if state.available < amount:
-        raise InsufficientFunds(
-            f"account {state.account_id} has {state.available} available, {amount} needed"
-        )
+        # Not how much it has: the message reaches whoever asked, who may not own the account.
+        raise InsufficientFunds(f"account {state.account_id} has too little available for {amount}")
     return state.balance - amount
 
 

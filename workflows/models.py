@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
@@ -141,14 +141,23 @@ class CaptureRequest(Model):
 
 
 class AppliedEntry(Model):
-    """An entry a step applied (or found applied: `replayed`)."""
+    """An entry a step applied (or found applied: `replayed`). No balance: this goes into the
+    history and the transfer's result, which whoever submits the transfer reads; an account's
+    balance is its owner's to see (`transfers accounts show`)."""
 
     kind: str
     account_id: str
     amount: int
-    balance_after: int
     replayed: bool = False
     marker: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_recorded_balance(cls, data: Any) -> Any:
+        """Runs recorded before balances left the history carry `balance_after`: dropped."""
+        if isinstance(data, dict) and "balance_after" in data:
+            return {key: value for key, value in data.items() if key != "balance_after"}
+        return data
 
 
 class ClaimRequest(Model):

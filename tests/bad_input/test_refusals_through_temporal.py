@@ -51,8 +51,11 @@ REFUSALS = {
     "closed target": Refusal(
         "COMPENSATED", "AccountNotOpen", r"account acc-\w+ is closed", ("debit", "refund")
     ),
+    # the amount asked for, never the balance: the submitter may not own the source
     "insufficient funds": Refusal(
-        "FAILED", "InsufficientFunds", rf"has {BALANCE} available, {BALANCE + 1} needed"
+        "FAILED",
+        "InsufficientFunds",
+        rf"^account acc-\w+ has too little available for {BALANCE + 1}$",
     ),
     "other currency": Refusal("FAILED", "CurrencyMismatch", r"holds USD, the transfer is in EUR"),
     # Only the first submission, with the same id and 1.00, moved money.
