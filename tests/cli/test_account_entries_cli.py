@@ -12,10 +12,9 @@ from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.statements import encode_cursor
 from tests.cli.conftest import Cli, assert_one_clean_line
+from tests.support.statements import SIGN
 
 NewId = Callable[[str], str]
-# How each kind moves the balance; a marker moves nothing.
-SIGN = {"deposit": 1, "credit": 1, "refund": 1, "withdrawal": -1, "debit": -1}
 
 
 @pytest.fixture

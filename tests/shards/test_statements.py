@@ -12,30 +12,9 @@ from sqlalchemy import text
 from shards.errors import AccountNotFound, InvalidCursor, InvalidInput
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from shards.statements import MAX_PAGE, StatementEntry, encode_cursor
+from shards.statements import MAX_PAGE, encode_cursor
 from tests.shards.support import NewId, entry_kinds, ids_on_shard, open_funded
-
-# How each kind moves the balance; a marker moves nothing, a hold or release only `held`.
-SIGN = {
-    "deposit": 1,
-    "credit": 1,
-    "refund": 1,
-    "withdrawal": -1,
-    "debit": -1,
-    "capture": -1,
-    "hold": 0,
-    "release": 0,
-}
-
-
-async def _all_pages(ledger: Ledger, account_id: str, limit: int) -> list[list[StatementEntry]]:
-    pages, cursor = [], None
-    while True:
-        page = await ledger.statement(account_id, limit=limit, before=cursor)
-        pages.append(list(page.entries))
-        if page.next_cursor is None:
-            return pages
-        cursor = page.next_cursor
+from tests.support.statements import SIGN, recomputed_balance, statement_pages
 
 
 async def _busy_account(ledger: Ledger, new_id: NewId) -> str:
@@ -67,7 +46,7 @@ async def test_pages_return_every_entry_once_newest_first_with_a_consistent_bala
 ) -> None:
     account = await _busy_account(ledger, new_id)
 
-    pages = await _all_pages(ledger, account, limit=4)
+    pages = await statement_pages(ledger, account, limit=4)
     statement = [entry for page in pages for entry in page]
 
     assert all(len(page) == 4 for page in pages[:-1])
@@ -79,10 +58,7 @@ async def test_pages_return_every_entry_once_newest_first_with_a_consistent_bala
     ids = [entry.entry_id for entry in statement]
     assert ids == sorted(ids, reverse=True)
     assert len(set(ids)) == len(ids)
-    balance = 0
-    for entry in oldest_first:
-        balance += 0 if entry.marker else SIGN[entry.kind] * entry.amount
-        assert entry.balance_after == balance, entry
+    balance = await recomputed_balance(ledger, account, limit=4)
     assert balance == (await ledger.get_account(account)).balance
     assert {entry.kind for entry in statement} == set(SIGN)
     assert any(entry.marker for entry in statement)
