@@ -1,35 +1,41 @@
 # Everything runs from a local virtualenv that `make` creates and keeps in step with pyproject.toml.
+# Each target installs the layer it needs (pyproject's extras): `check` lint and types, `demo`,
+# `dev` and `chaos` the embedded servers, `test` and `install` everything (`dev`). Every version is
+# held to deploy/constraints-dev.txt, the build backend's too (`make constraints` re-pins them).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --constraint deploy/constraints-dev.txt
+INSTALLED := $(VENV)/.installed
 
 .PHONY: install demo dev test check format chaos bench clean browser constraints
 
-$(STAMP): pyproject.toml
+# $(INSTALLED)-lint, $(INSTALLED)-embedded, ...: the project installed with those extras.
+$(INSTALLED)-%: pyproject.toml deploy/constraints-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) pip
+	$(PIP) --build-constraint deploy/constraints-dev.txt -e '.[$*]'
+	touch $@
 
-install: $(STAMP)
+install: $(INSTALLED)-dev
 
-demo: $(STAMP)  ## the embedded stack with sample transfers and the Web UI
+demo: $(INSTALLED)-embedded  ## the embedded stack with sample transfers and the Web UI
 	$(BIN)/transfers dev --demo
 
-dev: $(STAMP)
+dev: $(INSTALLED)-embedded
 	$(BIN)/transfers dev
 
-test: $(STAMP) browser  ## the whole suite against real PostgreSQL and a real Temporal server
+test: $(INSTALLED)-dev browser  ## the whole suite against real PostgreSQL and a real Temporal server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP)  ## lint, format check, strict types
+check: $(INSTALLED)-lint  ## lint, format check, strict types, the supply chain's pins
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python deploy/check_supply_chain.py
 
-format: $(STAMP)
+format: $(INSTALLED)-lint
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -42,16 +48,17 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "note: $(CHROMIUM) is missing and cannot be installed here: tests/webui will skip"; fi
 
-# The container image's pinned packages (deploy/constraints.txt), after a dependency change.
-constraints: $(STAMP)
-	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --report - '.[otel]' \
-		| $(BIN)/python deploy/pin_constraints.py > deploy/constraints.txt
+# After a dependency change: re-pin, from PyPI, the image's packages and build backend (with
+# hashes: deploy/constraints.txt, deploy/build-constraints.txt) and the dev installs'
+# (deploy/constraints-dev.txt).
+constraints: $(INSTALLED)-lint
+	$(BIN)/python deploy/pin_constraints.py
 
-bench: $(STAMP)
+bench: $(INSTALLED)-bench,embedded
 	$(BIN)/transfers bench shards
 	$(BIN)/transfers bench e2e
 
-chaos: $(STAMP)  ## bank invariants under injected faults; CHAOS_ARGS="--duration 300s --seed 7"
+chaos: $(INSTALLED)-embedded  ## bank invariants under injected faults; CHAOS_ARGS="--duration 300s --seed 7"
 	$(BIN)/transfers chaos $(CHAOS_ARGS)
 
 clean:

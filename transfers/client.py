@@ -43,7 +43,6 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -58,6 +57,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shards.errors import BUSINESS_ERRORS, HoldExpired, HoldNotActive, IdempotencyConflict
 from transfers.money import format_amount
+from transfers.payload_codec import data_converter_for
+from transfers.readable import Readable
 from transfers.settings import Settings
 from transfers.temporal_connection import connect_options
 from workflows.models import (
@@ -122,7 +123,8 @@ def workflow_id(transfer_id: str) -> str:
 async def connect_temporal(
     settings: Settings, *, wait_s: float = CONNECT_WAIT_S, runtime: Runtime | None = None
 ) -> Client:
-    """A client with the pydantic data converter, retrying for up to `wait_s` seconds.
+    """A client with the pydantic data converter (payloads encrypted with PAYLOAD_KEYS, see
+    transfers.payload_codec), retrying for up to `wait_s` seconds.
 
     Namespace, TLS and API key come from `settings` (see transfers.temporal_connection); a
     worker passes the `runtime` that exports its metrics.
@@ -135,7 +137,7 @@ async def connect_temporal(
             return await asyncio.wait_for(
                 Client.connect(
                     settings.temporal_address,
-                    data_converter=pydantic_data_converter,
+                    data_converter=data_converter_for(settings),
                     runtime=runtime,
                     **connect_options(settings),
                 ),
@@ -439,11 +441,12 @@ def _workflow_type(request_type: type[TransferRequest]) -> str:
     return PENDING_WORKFLOW_TYPE if pending else WORKFLOW_TYPE
 
 
-def _summary_line(request: TransferRequest) -> str:
-    """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2' ('hold 12.34 USD ...')."""
+def _summary_line(request: TransferRequest) -> Readable:
+    """The Web UI's one-line summary: '12.34 USD acc-1 -> acc-2' ('hold 12.34 USD ...'). What
+    the search attributes say, never the memo: it stays readable when payloads are encrypted."""
     amount = format_amount(request.amount, request.currency)
     line = f"{amount} {request.currency} {request.source_account_id} -> {request.target_account_id}"
-    return f"hold {line}" if isinstance(request, PendingTransferRequest) else line
+    return Readable(f"hold {line}" if isinstance(request, PendingTransferRequest) else line)
 
 
 def _search_attributes(request: TransferRequest) -> TypedSearchAttributes:

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shards.router import parse_dsns
 from shards.runner import LockStrategy
 from shards.shard import PoolSettings
+from transfers.payload_keys import parse_payload_keys
 
 DEFAULT_DATA_DIR = Path(".transfers")
 STACK_FILE = "stack.json"
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     health_port: int = Field(default=0, ge=0, le=65535)
     otel_tracing: bool = False
+    # Payload encryption (transfers.payload_codec): PAYLOAD_KEYS `KEY_ID:BASE64,...` (never
+    # logged) decrypt; PAYLOAD_KEY_ID names the one that encrypts. Both or neither.
+    payload_keys: SecretStr | None = None
+    payload_key_id: str | None = None
 
     @field_validator("shard_dsns")
     @classmethod
@@ -65,6 +70,21 @@ class Settings(BaseSettings):
     def _certificate_with_key(self) -> Settings:
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+        return self
+
+    @field_validator("payload_keys", "payload_key_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _payload_key_known(self) -> Settings:
+        if self.payload_keys is None and self.payload_key_id is None:
+            return self
+        if self.payload_keys is None or self.payload_key_id is None:
+            raise ValueError("PAYLOAD_KEYS and PAYLOAD_KEY_ID must be set together")
+        if self.payload_key_id not in parse_payload_keys(self.payload_keys.get_secret_value()):
+            raise ValueError(f"PAYLOAD_KEY_ID {self.payload_key_id} is not among the PAYLOAD_KEYS")
         return self
 
     def dsn_list(self) -> list[str]:

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
     from shards.schema import EntryKind
+    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -132,7 +133,7 @@ class PendingTransferWorkflow(LedgerSaga):
             await workflow.wait_condition(
                 lambda: self._decision is not None,
                 timeout=self._timeout,
-                timeout_summary="hold expiry",
+                timeout_summary=Readable("hold expiry"),
             )
         except TimeoutError:
             pass

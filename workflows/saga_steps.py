@@ -16,6 +16,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from shards.errors import BUSINESS_ERRORS
+    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import TransferError
 
@@ -48,6 +49,16 @@ def entries_decide() -> bool:
 SETTLE_BY_ENTRIES = "settle-by-entries"
 """Patch id, asked only by runs started before ENTRIES_DECIDE, and only where a transfer ends
 without completing: from there they end as the entries say too (see LedgerSaga._settle)."""
+
+
+REFUND_STUCK_VISIBLE = "refund-stuck-visible"
+"""Patch id. Runs that reach a stuck refund since this change set the `RefundStuck` search
+attribute while it waits for an operator, and unset it once an operator decides; histories
+recorded before it replay without those upserts."""
+
+
+def refund_stuck_visible() -> bool:
+    return workflow.patched(REFUND_STUCK_VISIBLE)
 
 
 class Refused(Exception):
@@ -122,7 +133,7 @@ async def run_step(
         "start_to_close_timeout": policies.STEP_START_TO_CLOSE,
         "retry_policy": policies.STEP_RETRY,
         "cancellation_type": cancellation,
-        "summary": summary,
+        "summary": Readable(summary),  # left in clear by the payload codec
     }
     if not lean_history():  # runs recorded before the lean-history patch
         return await call(_regular(step, argument, options))

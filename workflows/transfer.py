@@ -10,6 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from shards.errors import IdempotencyConflict
+    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -81,7 +82,9 @@ class TransferWorkflow(LedgerSaga):
                 start_to_close_timeout=policies.ROUTE_START_TO_CLOSE,
                 retry_policy=policies.ROUTE_RETRY,
                 cancellation_type=policies.ABANDON_ON_CANCEL,
-                summary=f"route {request.source_account_id} -> {request.target_account_id}",
+                summary=Readable(
+                    f"route {request.source_account_id} -> {request.target_account_id}"
+                ),
             )
         )
 

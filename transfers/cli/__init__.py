@@ -8,6 +8,7 @@ from transfers.cli import (
     accounts,
     bench,
     chaos,
+    codec_server_command,
     db,
     dev,
     pending_commands,
@@ -29,6 +30,7 @@ for module in (
     pending_commands,
     dev,
     worker_command,
+    codec_server_command,
     bench,
     chaos,
 ):

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
 from shards.ledger import Ledger
 from shards.router import ShardRouter
+from transfers.payload_keys import PayloadKeyError
 from transfers.settings import Settings, StackFileError, load_settings, settings_problem
 
 T = TypeVar("T")
@@ -82,6 +83,8 @@ def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
     except BusinessError as error:
         fail(str(error), EXIT_FAILED, error.code, as_json)
     except InfrastructureError as error:
+        fail(str(error), EXIT_FAILED, error.code, as_json)
+    except PayloadKeyError as error:  # a payload encrypted with a key PAYLOAD_KEYS lacks
         fail(str(error), EXIT_FAILED, error.code, as_json)
     except KeyboardInterrupt:
         fail("interrupted", 130, "Interrupted", as_json)
