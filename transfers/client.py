@@ -61,6 +61,7 @@ from transfers.payload_codec import data_converter_for
 from transfers.readable import Readable
 from transfers.settings import Settings
 from transfers.temporal_connection import connect_options
+from transfers.ui_links import workflows_page
 from workflows.models import (
     PendingTransferRequest,
     TransferError,
@@ -278,9 +279,8 @@ class TransfersClient:
 
     def ui_link(self, transfer_id: str) -> str:
         """The transfer's page in the Temporal Web UI."""
-        base = self.settings.ui_url.rstrip("/")
-        namespace = self.settings.temporal_namespace
-        return f"{base}/namespaces/{namespace}/workflows/{workflow_id(transfer_id)}"
+        page = workflows_page(self.settings.ui_url, self.settings.temporal_namespace)
+        return f"{page}/{workflow_id(transfer_id)}"
 
     async def start(self, request: TransferRequest) -> None:
         """Start the transfer and return at once; an id submitted before follows `submit`'s

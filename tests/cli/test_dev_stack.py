@@ -132,6 +132,10 @@ def _set_scene(cli_many: CliMany, data_dir: Path) -> Scene:
 def test_dev_stack_serves_the_cli_and_stops_cleanly(dev: DevProcess, cli_many: CliMany) -> None:
     ready = json.loads(dev.output_text().splitlines()[0])
     assert (ready["event"], len(ready["shard_dsns"])) == ("ready", SHARDS)
+    # the Web UI's list narrowed by the business status (tests/webui opens it in a browser)
+    query = "query=TransferStatus%3D%22COMPENSATED%22"
+    compensated = f"{ready['ui_url']}/namespaces/default/workflows?{query}"
+    assert ready["ui_status_links"]["COMPENSATED"] == compensated
     scene = _set_scene(cli_many, dev.data_dir)
 
     submitted = cli_many(

@@ -7,7 +7,7 @@ Screenshots go to artifacts/webui/ (ignored by git) for a person to look at.
 
 from __future__ import annotations
 
-import urllib.parse
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +22,8 @@ from shards.router import shard_index
 from tests.cli.conftest import run_cli
 from tests.support.dev_stack import dev_stack
 from transfers.settings import StackInfo
+from transfers.ui_links import status_list_link, workflows_page
+from workflows.models import TransferStatus
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parents[2] / "artifacts" / "webui"
@@ -148,20 +150,24 @@ async def page() -> AsyncIterator[Page]:
 
 
 async def _list(page: Page, stack: StackInfo, status: str) -> None:
-    """The workflow list filtered by the UI's query on our search attribute."""
-    query = urllib.parse.quote(f'TransferStatus="{status}"')
-    await page.goto(f"{stack.ui_url}/namespaces/{stack.namespace}/workflows?query={query}")
+    """The workflow list filtered by the UI's query on our search attribute: the link that
+    `transfers dev` prints for the status."""
+    assert stack.ui_url is not None
+    link = status_list_link(stack.ui_url, stack.namespace, TransferStatus(status))
+    await page.goto(link)
 
 
 @pytest.mark.parametrize(
     ("transfer", "other"), [(COMPLETED, COMPENSATED), (COMPENSATED, COMPLETED)], ids=_id
 )
-async def test_the_search_attribute_filter_finds_the_transfer(
+async def test_the_status_link_lists_exactly_the_transfers_in_that_status(
     stack: StackInfo, page: Page, transfer: Transfer, other: Transfer
 ) -> None:
     await _list(page, stack, transfer.status)
 
     await expect(page.get_by_role("link", name=transfer.workflow_id)).to_be_visible()
+    # every transfer's workflow id starts so: the one row is this transfer's, the other is not
+    await expect(page.get_by_role("link", name=re.compile("^transfer-"))).to_have_count(1)
     await expect(page.get_by_role("link", name=other.workflow_id)).to_have_count(0)
     await page.screenshot(path=ARTIFACTS / f"list-{transfer.status.lower()}.png")
 
@@ -182,3 +188,33 @@ async def test_each_transfer_shows_its_summary_and_steps(
     summary_frame = page.frame_locator("iframe").first
     await expect(summary_frame.get_by_text(transfer.summary, exact=True)).to_be_visible()
     await page.screenshot(path=ARTIFACTS / f"{transfer.transfer_id}-summary.png")
+
+
+async def test_a_saved_view_with_the_status_column_shows_the_business_status(
+    stack: StackInfo, page: Page
+) -> None:
+    """What the README tells a user to do: open a status link, add the TransferStatus column,
+    save the list as a view; opened again from the whole list, the view shows that transfer
+    alone, with its business status beside the workflow's COMPLETED."""
+    await _list(page, stack, COMPENSATED.status)
+    await page.get_by_test_id("workflows-summary-table-configuration-button").click()
+    await page.get_by_role("button", name="Add TransferStatus column").click()
+    await page.get_by_test_id("drawer-close-button").click()
+    await page.get_by_test_id("create-view-button").click()
+    await page.get_by_test_id("workflow-save-view-modal-input").fill("Compensated transfers")
+    await page.get_by_role("button", name="Save", exact=True).click()
+
+    assert stack.ui_url is not None
+    await page.goto(workflows_page(stack.ui_url, stack.namespace))
+    await expect(page.get_by_role("link", name=re.compile("^transfer-"))).to_have_count(2)
+    await page.get_by_test_id("saved-views-button").click()
+    await page.get_by_text("Compensated transfers").first.click()
+
+    await expect(page.get_by_role("columnheader", name="TransferStatus")).to_be_visible()
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.get_by_role("link", name=COMPENSATED.workflow_id)).to_be_visible()
+    status_cell = rows.get_by_role("cell", name="COMPENSATED", exact=True)
+    await expect(status_cell).to_be_visible()
+    await status_cell.scroll_into_view_if_needed()  # the new column is last, beyond the right
+    await page.screenshot(path=ARTIFACTS / "saved-view-compensated.png")

@@ -30,6 +30,22 @@ STATUS_COLOURS = {
     TransferStatus.FAILED: "red",
     TransferStatus.COMPENSATED: "yellow",
 }
+# Printed as links at start-up (the JSON has every status): the UI's list says COMPLETED for
+# each of these workflows; a stuck refund waits in COMPENSATING.
+LISTED_STATUSES = (*STATUS_COLOURS, TransferStatus.COMPENSATING)
+
+
+def ui_status_links(stack: StackInfo) -> dict[str, str]:
+    """Each status -> the Web UI's list of the transfers in it (none without a UI)."""
+    # Imported here: the search attributes bring the Temporal SDK, which other commands skip.
+    from transfers.ui_links import status_list_link
+
+    if stack.ui_url is None:
+        return {}
+    return {
+        status.value: status_list_link(stack.ui_url, stack.namespace, status)
+        for status in TransferStatus
+    }
 
 
 class ConsoleReporter:
@@ -46,7 +62,9 @@ class ConsoleReporter:
             f"[bold green]transfers dev is up[/] (data in {escape(str(self.data_dir))})",
             f"  Temporal    {stack.temporal_address}  namespace {stack.namespace}, "
             f"task queue {stack.task_queue}",
-            f"  Web UI      [link={stack.ui_url}]{stack.ui_url}[/link]",
+            f"  Web UI      [link={stack.ui_url}]{stack.ui_url}[/link] (this machine only: "
+            "it shows every history, memo and amount)",
+            *_status_link_lines(stack),
             *(f"  shard {index}     {dsn}" for index, dsn in enumerate(stack.shard_dsns)),
             f"  worker      {worker}",
             f"  stack file  {escape(str(stack_file))}",
@@ -83,6 +101,16 @@ class ConsoleReporter:
         console.print("stopping: worker, then Temporal, then the shards ...", highlight=False)
 
 
+def _status_link_lines(stack: StackInfo) -> list[str]:
+    links = ui_status_links(stack)
+    shown = [status for status in LISTED_STATUSES if status in links]
+    return [
+        f"  {'by status' if index == 0 else '':<10}  {status:<12}  "
+        f"[link={links[status]}]{links[status]}[/link]"
+        for index, status in enumerate(shown)
+    ]
+
+
 class JsonReporter:
     """What the stack does, one JSON object per line, each with an `event` key."""
 
@@ -90,7 +118,10 @@ class JsonReporter:
         print(json.dumps({"event": event, **data}), flush=True)
 
     def ready(self, stack: StackInfo, stack_file: Path) -> None:
-        self._line("ready", {**stack.model_dump(), "stack_file": str(stack_file)})
+        links = ui_status_links(stack)
+        self._line(
+            "ready", {**stack.model_dump(), "stack_file": str(stack_file), "ui_status_links": links}
+        )
 
     def demo(self, transfers: list[DemoTransfer]) -> None:
         self._line("demo", {"transfers": [demo_json(transfer) for transfer in transfers]})
