@@ -14,6 +14,7 @@ from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.schema import AccountStatus
 from tests.cli.conftest import Cli, CliMany, assert_one_clean_line
+from tests.shards.support import ids_on_shard
 
 NewId = Callable[[str], str]
 
@@ -113,11 +114,17 @@ async def test_freeze_unfreeze_and_close(cli: Cli, ledger: Ledger, new_id: NewId
 async def test_list_shows_accounts_of_every_shard(
     cli: Cli, ledger: Ledger, router: ShardRouter, new_id: NewId
 ) -> None:
-    opened = {new_id("list") for _ in range(6)}
+    shards = range(len(router.shards))
+    assert len(shards) > 1  # else "every shard" is one
+    # two accounts on each shard, chosen by the router's own function: none is left to chance
+    on_shard = {shard: ids_on_shard(router, new_id, shard, 2) for shard in shards}
+    opened = {account for accounts in on_shard.values() for account in accounts}
     for account in opened:
         await ledger.open_account(account, "EUR")
     listed = cli("accounts", "list", "--limit", "100000", "--json").json()["accounts"]
     mine = [account for account in listed if account["account_id"] in opened]
     assert {account["account_id"] for account in mine} == opened
-    assert {account["shard"] for account in mine} == {router.index_for(a) for a in opened}
+    assert {(account["shard"], account["account_id"]) for account in mine} == {
+        (shard, account) for shard, accounts in on_shard.items() for account in accounts
+    }
     assert {account["balance"] for account in mine} == {"0.00"}
