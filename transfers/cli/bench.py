@@ -16,6 +16,7 @@ from transfers.bench.shards import BenchOptions, ScenarioResult, run_shard_bench
 from transfers.cli import bench_e2e
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
+    EXIT_FAILED,
     JsonOption,
     StackOption,
     console,
@@ -118,7 +119,11 @@ def _shards(given: list[str] | None, as_json: bool) -> Iterator[list[str]]:
         return
     if not as_json:
         errors.print("no SHARD_DSNS and no dev stack: starting 3 temporary durable shards")
-    with temporary_shards() as dsns:
+    with contextlib.ExitStack() as stack:
+        try:
+            dsns = stack.enter_context(temporary_shards())
+        except RuntimeError as error:  # PostgreSQL missing (the `embedded` extra) or not starting
+            fail(str(error), EXIT_FAILED, "StackError", as_json)
         yield dsns
 
 
