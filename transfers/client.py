@@ -400,19 +400,26 @@ def _error_of(cause: BaseException) -> TransferError:
 def _outcome_from_search_attributes(
     transfer_id: str, description: WorkflowExecutionDescription
 ) -> TransferOutcome:
-    status = description.typed_search_attributes.get(TRANSFER_STATUS) or TransferStatus.RUNNING
-    return TransferOutcome(
-        transfer_id=transfer_id, status=TransferStatus(status), step="no worker answered"
-    )
+    status = _recorded_status(description.typed_search_attributes) or TransferStatus.RUNNING
+    return TransferOutcome(transfer_id=transfer_id, status=status, step="no worker answered")
+
+
+def _recorded_status(attributes: TypedSearchAttributes) -> TransferStatus | None:
+    """The `TransferStatus` search attribute (RUNNING when unset); None when it holds none of
+    ours: any client of the namespace can set it."""
+    try:
+        return TransferStatus(attributes.get(TRANSFER_STATUS) or TransferStatus.RUNNING)
+    except ValueError:
+        return None
 
 
 def _summary(execution: WorkflowExecution) -> TransferSummary | None:
     attributes = execution.typed_search_attributes
     source, target = attributes.get(SOURCE_ACCOUNT_ID), attributes.get(TARGET_ACCOUNT_ID)
     amount, currency = attributes.get(AMOUNT), attributes.get(CURRENCY)
-    if source is None or target is None or amount is None or currency is None:
-        return None  # started by a foreign client without our search attributes
-    status = TransferStatus(attributes.get(TRANSFER_STATUS) or TransferStatus.RUNNING)
+    status = _recorded_status(attributes)
+    if source is None or target is None or amount is None or currency is None or status is None:
+        return None  # started by a foreign client without our search attributes (or with others)
     if execution.status != WorkflowExecutionStatus.RUNNING and not status.final:
         status = TransferStatus.FAILED  # closed without saying so: failed outright, terminated
     return TransferSummary(

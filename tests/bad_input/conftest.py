@@ -16,6 +16,21 @@ from shards.router import ShardRouter
 from tests.cli.conftest import CliResult, run_cli
 
 Fingerprint = tuple[tuple[int, ...], ...]
+# Refused by the money parser with InvalidAmount (exit 2 in the CLI): an amount is ASCII digits
+# with at most one dot between digits, nothing else.
+MALFORMED_AMOUNTS = {
+    "Arabic-Indic digits": "١٢.٣٤",
+    "full-width digits": "１２.３４",
+    "5000 digits": "9" * 5000,
+    "exponent": "1e3",
+    "leading space": " 1",
+    "trailing dot": "1.",
+    "leading dot": ".5",
+    "two minus signs": "--1",
+    "decimal comma": "1,00",
+    "NaN": "NaN",
+    "infinity": "inf",
+}
 K = TypeVar("K")
 
 

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shards.errors import InvalidAmount
+from tests.bad_input.conftest import MALFORMED_AMOUNTS
 from transfers.client import TemporalUnavailable, TransfersClient
 from transfers.embedded_pg import free_port
+from transfers.money import parse_amount
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest
 
@@ -51,6 +54,13 @@ def test_a_malformed_request_is_refused_with_its_reason(case: str) -> None:
 
     with pytest.raises(ValidationError, match=reason):
         TransferRequest.model_validate({**VALID, **change})
+
+
+@pytest.mark.parametrize("case", MALFORMED_AMOUNTS)
+@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
+def test_a_malformed_amount_is_an_invalid_amount(case: str, currency: str) -> None:
+    with pytest.raises(InvalidAmount, match=r"is not a plain decimal number|is too large to store"):
+        parse_amount(MALFORMED_AMOUNTS[case], currency)
 
 
 def test_a_hold_timeout_of_nan_is_refused() -> None:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from shards.router import ShardRouter
-from tests.bad_input.conftest import CliCase, Fingerprint, assert_refused, fingerprint, run_cases
+from tests.bad_input.conftest import (
+    MALFORMED_AMOUNTS,
+    CliCase,
+    Fingerprint,
+    assert_refused,
+    fingerprint,
+    run_cases,
+)
 from tests.cli.conftest import CliResult
 from transfers.embedded_pg import free_port
 
@@ -38,8 +45,20 @@ CASES: dict[str, CliCase] = {
     "amount beyond BIGINT": CliCase(
         _submit(amount="92233720368547758.08"), r"92233720368547758\.08 USD is too large to store"
     ),
+    **{
+        f"amount {name}": CliCase(_submit(amount=text), rf"{NOT_DECIMAL}|USD is too large to store")
+        for name, text in MALFORMED_AMOUNTS.items()
+    },
     # currencies
-    "currency unknown": CliCase(_submit("--currency", "ZZZ"), r"currency ZZZ is not supported"),
+    "currency unknown": CliCase(
+        _submit("--currency", "ZZZ"), r"currency ZZZ is not supported: not an active ISO 4217"
+    ),
+    "currency gold": CliCase(
+        _submit("--currency", "XAU"), r"currency XAU \(Gold\) is not supported: .* no minor unit"
+    ),
+    "currency fund code": CliCase(
+        _submit("--currency", "BOV"), r"currency BOV \(Mvdol\) is not supported: .* fund code"
+    ),
     "currency short": CliCase(
         _submit("--currency", "US"), r"currency 'US' must be an ISO 4217 code of 3 capital"
     ),

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from transfers.chaos.faults import FaultInjector
 from transfers.chaos.workload import Workload
+from transfers.terminal import styled
 
 
 class ChaosProgress:
@@ -43,7 +44,7 @@ class ChaosProgress:
 
     def __rich__(self) -> RenderableType:
         grid = Table.grid(padding=(0, 2))
-        grid.add_row("phase", f"[bold]{self.current}[/] ({self._elapsed()})")
+        grid.add_row("phase", styled((self.current, "bold"), f" ({self._elapsed()})"))
         if self.workload is not None:
             workload = self.workload
             done = workload.by_status

@@ -8,11 +8,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from transfers.chaos.duplicates import DuplicateTally
 from transfers.chaos.effects import InjectedFault
 from transfers.chaos.run_record import Violation
 from transfers.chaos.schedule import Fault, FaultKind
+from transfers.terminal import styled
 
 SHOWN_VIOLATIONS = 50
 
@@ -96,9 +98,11 @@ class ChaosReport:
 
     def render(self, console: Console) -> None:
         console.print(
-            f"[bold]chaos run[/]: seed {self.seed}, {self.duration_s:g}s of traffic, "
-            f"{self.shard_count} shards, {self.accounts} accounts",
-            highlight=False,
+            styled(
+                ("chaos run", "bold"),
+                f": seed {self.seed}, {self.duration_s:g}s of traffic, "
+                f"{self.shard_count} shards, {self.accounts} accounts",
+            )
         )
         console.print(self._transfers_table(), self._faults_table(), self._checks_table())
         duplicates = self.duplicates
@@ -113,19 +117,18 @@ class ChaosReport:
         for found in self.checks.values():
             for violation in found[:SHOWN_VIOLATIONS]:
                 console.print(
-                    f"[red]{violation.check}[/] {violation.subject}: {violation.detail}",
-                    highlight=False,
+                    styled((violation.check, "red"), f" {violation.subject}: {violation.detail}")
                 )
         if self.data_dir:
             console.print(f"data and logs kept in {self.data_dir}", highlight=False)
-        verdict = "[green]0 violations[/]" if not self.violations else "[red]VIOLATIONS[/]"
-        console.print(f"verdict: {verdict}")
+        verdict = ("0 violations", "green") if not self.violations else ("VIOLATIONS", "red")
+        console.print(styled("verdict: ", verdict))
 
     def _transfers_table(self) -> Table:
         table = Table("final state", "transfers", title="transfers")
         for status, number in sorted(self.by_status.items()):
             table.add_row(status, str(number))
-        table.add_row("[bold]submitted[/]", str(self.submitted))
+        table.add_row(styled(("submitted", "bold")), str(self.submitted))
         table.add_row("not final", _flag(self.unfinished))
         for how, label in DISTURBANCES.items():
             table.add_row(label, str(self.disturbed[how]))
@@ -149,7 +152,7 @@ class ChaosReport:
         table = Table("invariant", "violations", title="invariants")
         for name, found in self.checks.items():
             table.add_row(name, _flag(len(found)))
-        table.add_row("[bold]total[/]", _flag(self.violations))
+        table.add_row(styled(("total", "bold")), _flag(self.violations))
         return table
 
 
@@ -168,8 +171,8 @@ def _when(done: InjectedFault) -> str:
     return f"{done.started_s:.0f}{missed}" + ("" if target is None else f" ({target})")
 
 
-def _flag(number: int) -> str:
-    return f"[green]{number}[/]" if number == 0 else f"[red]{number}[/]"
+def _flag(number: int) -> Text:
+    return styled((str(number), "green" if number == 0 else "red"))
 
 
 def _fault_json(done: InjectedFault) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from transfers.cli.common import (
 )
 from transfers.durations import EXAMPLES, parse_seconds
 from transfers.settings import Settings
+from transfers.terminal import styled
 
 if TYPE_CHECKING:
     from transfers.bench.e2e import E2EOptions, E2EReport, ScenarioResult
@@ -237,8 +238,8 @@ def _render(report: E2EReport, out: Console) -> None:
         targets.add_column(column, justify="left" if column == "target" else "right")
     for target in report.targets():
         shown = "-" if target.value is None else f"{target.value:.2f}"
-        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[target.met]
-        targets.add_row(target.name, shown, met)
+        met = {True: styled(("yes", "green")), False: styled(("no", "red")), None: Text("-")}
+        targets.add_row(target.name, shown, met[target.met])
     out.print(targets)
     if report.plot is not None:
         out.print(f"plot: {report.plot}")

@@ -18,8 +18,6 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 from sqlalchemy.exc import ArgumentError
 
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
@@ -27,6 +25,7 @@ from shards.ledger import Ledger
 from shards.router import ShardRouter
 from transfers.payload_keys import PayloadKeyError
 from transfers.settings import Settings, StackFileError, load_settings, settings_problem
+from transfers.terminal import InertConsole, styled
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -34,8 +33,10 @@ P = ParamSpec("P")
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
+# Every string printed through these is inert text (transfers.terminal): data can come
+# from anyone who can write to the namespace.
+console = InertConsole()
+errors = InertConsole(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 StackOption = Annotated[
@@ -59,7 +60,7 @@ def fail(
     if as_json:
         print(json.dumps({"error": {"type": code, "message": message}}))
     else:
-        errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        errors.print(styled(("error:", "red"), " ", message))
     raise typer.Exit(exit_code)
 
 

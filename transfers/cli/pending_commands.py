@@ -59,7 +59,7 @@ def _show(outcome: TransferOutcome, data: dict[str, Any], as_json: bool) -> None
     emit(
         data,
         as_json,
-        lambda: console.print(f"{outcome_line(outcome)}\n{data['ui_link']}", highlight=False),
+        lambda: console.print(outcome_line(outcome), data["ui_link"], sep="\n"),
     )
 
 

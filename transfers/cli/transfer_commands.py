@@ -32,6 +32,7 @@ from transfers.cli.common import (
 from transfers.durations import parse_hold_timeout
 from transfers.money import format_amount, parse_amount
 from transfers.settings import Settings
+from transfers.terminal import styled
 from workflows.models import (
     PendingTransferRequest,
     TransferOutcome,
@@ -177,7 +178,7 @@ def submit_command(
         "timeout_s": request.timeout_s if isinstance(request, PendingTransferRequest) else None,
         "ui_link": link,
     }
-    emit(data, as_json, lambda: console.print(f"{outcome_line(outcome)}\n{link}", highlight=False))
+    emit(data, as_json, lambda: console.print(outcome_line(outcome), link, sep="\n"))
     if _refused(outcome):
         raise typer.Exit(EXIT_FAILED)
 
@@ -189,16 +190,28 @@ def status_command(
     """A transfer's status, current step and error."""
     settings = settings_from(stack, as_json)
 
-    async def action() -> tuple[TransferOutcome, str]:
+    async def action() -> tuple[TransferOutcome, TransferSummary | None, str]:
         async with temporal_client(settings) as client:
-            return await client.status(transfer_id), client.ui_link(transfer_id)
+            outcome = await client.status(transfer_id)
+            return outcome, await client.summary(transfer_id), client.ui_link(transfer_id)
 
-    outcome, link = run(action, as_json)
+    outcome, summary, link = run(action, as_json)
     emit(
-        {**outcome_json(outcome), "ui_link": link},
+        {**outcome_json(outcome), **money_json(summary), "ui_link": link},
         as_json,
-        lambda: console.print(f"{outcome_line(outcome)}\n{link}", highlight=False),
+        lambda: console.print(outcome_line(outcome), link, sep="\n"),
     )
+
+
+def money_json(summary: TransferSummary | None) -> dict[str, str | None]:
+    """The transfer's amount (decimal string, major units) and currency, from its search
+    attributes; None for a workflow started without them."""
+    if summary is None:
+        return {"amount": None, "currency": None}
+    return {
+        "amount": format_amount(summary.amount, summary.currency),
+        "currency": summary.currency,
+    }
 
 
 def summary_json(summary: TransferSummary) -> dict[str, Any]:
@@ -207,8 +220,7 @@ def summary_json(summary: TransferSummary) -> dict[str, Any]:
         "status": summary.status.value,
         "source_account_id": summary.source,
         "target_account_id": summary.target,
-        "amount": format_amount(summary.amount, summary.currency),
-        "currency": summary.currency,
+        **money_json(summary),
         "started_at": summary.started_at.isoformat() if summary.started_at else None,
     }
 
@@ -317,16 +329,17 @@ def _print_audit(data: dict[str, Any]) -> None:
     for currency, totals in data["currencies"].items():
         amounts = [totals[name] for name in ("balances", "held", "in_flight")]
         flows = [totals["deposits"], totals["withdrawals"]]
-        table.add_row(currency, *amounts, *flows, "yes" if totals["conserved"] else "[red]NO[/]")
+        conserved = "yes" if totals["conserved"] else styled(("NO", "red"))
+        table.add_row(currency, *amounts, *flows, conserved)
     console.print(table)
     for account_id, problem in data["account_mismatches"].items():
-        console.print(f"[red]account {account_id}:[/] {problem}", highlight=False)
+        console.print(styled((f"account {account_id}:", "red"), " ", problem))
     for transfer_id, problem in data["contradictions"].items():
-        console.print(f"[red]transfer {transfer_id}:[/] {problem}", highlight=False)
+        console.print(styled((f"transfer {transfer_id}:", "red"), " ", problem))
     for transfer_id, problem in data["stranded"].items():
-        console.print(f"[red]transfer {transfer_id} stranded:[/] {problem}", highlight=False)
-    verdict = "[green]OK[/]" if data["ok"] else f"[red]{data['violations']} violation(s)[/]"
-    console.print(f"audit: {verdict}")
+        console.print(styled((f"transfer {transfer_id} stranded:", "red"), " ", problem))
+    verdict = ("OK", "green") if data["ok"] else (f"{data['violations']} violation(s)", "red")
+    console.print(styled("audit: ", verdict))
 
 
 def _ask_temporal(settings: Settings) -> WorkflowEnded:
