@@ -10,9 +10,11 @@ spells out itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
@@ -50,9 +52,17 @@ def link(url: str) -> Text:
     return Text(shown, style=Style(link=shown))
 
 
+def _inert_lines(text: str) -> str:
+    """`inert` line by line: for text already laid out, whose line breaks are ours."""
+    return "\n".join(inert(line) for line in text.split("\n"))
+
+
 class InertConsole(Console):
     """A Console that prints every string as inert text: no markup, emoji codes or highlighting,
-    no control characters. Line breaks come from separate prints, `sep` and tables."""
+    no control characters. Line breaks come from separate prints, `sep` and tables.
+
+    What a `Text` or any other renderable holds is cut of escape sequences and control
+    characters too, as it is rendered (its line breaks stay)."""
 
     def __init__(self, *, stderr: bool = False) -> None:
         super().__init__(stderr=stderr, soft_wrap=True, markup=False, emoji=False, highlight=False)
@@ -60,3 +70,12 @@ class InertConsole(Console):
     def render_str(self, text: str, **options: Any) -> Text:
         options.update(markup=False, emoji=False, highlight=False)
         return super().render_str(inert(text), **options)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control:  # Rich's own cursor moves (Live), never data
+                yield segment
+            else:
+                yield Segment(_inert_lines(segment.text), segment.style)

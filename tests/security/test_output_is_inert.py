@@ -10,13 +10,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tests.cli.conftest import CliResult, run_cli
 from transfers.client import WORKFLOW_TYPE, workflow_id
 from transfers.settings import Settings
-from transfers.terminal import inert
+from transfers.terminal import InertConsole, inert
 from workflows.search_attributes import (
     AMOUNT,
     CURRENCY,
@@ -127,3 +128,11 @@ def test_inert_text_keeps_what_a_terminal_shows_and_cuts_what_it_acts_on(
     value: str, shown: str
 ) -> None:
     assert inert(value) == shown
+
+
+def test_a_text_built_from_data_is_cut_of_escape_sequences_too() -> None:
+    console = InertConsole()
+    with console.capture() as captured:
+        # ended by ST: a Text drops BEL itself, and an OSC left open is cut up to the next ESC
+        console.print(Text(f"a\x1b]8;;http://evil\x1b\\b{CLEAR_SCREEN}c\nnext [/]"))
+    assert captured.get() == "abc\nnext [/]\n"
