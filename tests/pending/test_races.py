@@ -68,7 +68,7 @@ async def test_post_and_void_racing_the_first_accepted_wins(
     async with accounts.row_locked(source):
         winning = asyncio.create_task(decisions[first]())
         try:
-            await _until_waiting_on(accounts, source)
+            await accounts.until_lock_waiters(source)
             # the running workflow's validator says "is posted"; a closed one "posted already"
             with pytest.raises(HoldNotActive, match=f"is {first}ed"):
                 await decisions[second]()
@@ -82,15 +82,6 @@ async def test_post_and_void_racing_the_first_accepted_wins(
     source_view = await accounts.ledger.get_account(source)
     assert (source_view.balance, source_view.available) == (1_000 - moved, 1_000 - moved)
     assert await accounts.balance(target) == moved
-
-
-async def _until_waiting_on(accounts: Accounts, account_id: str) -> None:
-    """Until a step waits for the account's row lock (its shard shows a lock waiter)."""
-    async with asyncio.timeout(15):
-        while True:
-            if await accounts.lock_waiters(account_id):
-                return
-            await asyncio.sleep(0.05)
 
 
 async def test_posts_racing_the_timeout_complete_before_it_and_expire_after_it(

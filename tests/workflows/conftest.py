@@ -141,14 +141,32 @@ class Accounts:
         return lock
 
     async def lock_waiters(self, account_id: str) -> int:
-        """Sessions of the account's shard waiting for a lock (a step waiting on a row)."""
+        """Sessions waiting for the account's row lock (a step waiting on that row).
+
+        A session that must wait for a locked row takes the heavyweight lock of that row
+        version (locktype 'tuple', by its ctid) while it waits: the first waiter holds it
+        and waits for the holder's transaction, the ones after it wait for the tuple lock."""
         shard = self.ledger.router.shard_for(account_id)
         query = text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            "SELECT count(DISTINCT waiting.pid) "
+            "FROM pg_locks AS waiting JOIN pg_stat_activity AS session USING (pid) "
+            "JOIN (SELECT ctid::text::point AS at FROM accounts WHERE account_id = :account_id)"
+            " AS row_version "
+            "ON (waiting.page, waiting.tuple) = (row_version.at[0]::int, row_version.at[1]::int) "
+            "WHERE waiting.locktype = 'tuple' AND waiting.relation = 'accounts'::regclass "
+            "AND session.datname = current_database() AND session.wait_event_type = 'Lock'"
         )
         async with shard.engine.connect() as connection:
-            return int(await connection.scalar(query) or 0)
+            return int(await connection.scalar(query, {"account_id": account_id}) or 0)
+
+    async def until_lock_waiters(
+        self, account_id: str, count: int = 1, timeout_s: float = 15.0
+    ) -> None:
+        """Until `count` sessions wait for the account's row (a step's attempt waits on it:
+        local activities are not listed by Temporal, so the shard is asked)."""
+        async with asyncio.timeout(timeout_s):
+            while await self.lock_waiters(account_id) < count:  # noqa: ASYNC110 (polls a shard)
+                await asyncio.sleep(0.05)
 
     @asynccontextmanager
     async def row_locked(self, account_id: str) -> AsyncIterator[None]:

@@ -48,7 +48,7 @@ async def test_cancel_while_the_credit_waits_refunds_the_source(
 
     async with accounts.row_locked(target):  # the credit cannot commit
         await transfers.start(request)
-        await _until_waiting_on(accounts, target)  # the credit's attempt waits for the lock
+        await accounts.until_lock_waiters(target)  # the credit's attempt waits for the lock
         assert await transfers.cancel(request.transfer_id) is True
         # the workflow had the cancel while the credit could not commit: the fence waits too
         fenced = await wait_for_failure(activities, "fence_credit", CANCEL_DELIVERED_S)
@@ -81,7 +81,7 @@ async def test_cancel_before_the_debit_lands_moves_nothing(
 
     async with accounts.row_locked(source):  # the debit cannot commit
         await transfers.start(request)
-        await _until_waiting_on(accounts, source)  # the debit's attempt waits for the lock
+        await accounts.until_lock_waiters(source)  # the debit's attempt waits for the lock
         assert await transfers.cancel(request.transfer_id) is True
         # Once the refund has waited out the lock timeout, so has the abandoned debit attempt,
         # which started before it: the refund will find nothing to undo.
@@ -116,10 +116,10 @@ async def test_cancel_during_the_refund_does_not_interrupt_it(
 
     target_lock = await accounts.lock_row(target)  # ...once this lock is gone
     await transfers.start(request)
-    await _until_waiting_on(accounts, target)  # the debit is done, the credit waits
+    await accounts.until_lock_waiters(target)  # the debit is done, the credit waits
     source_lock = await accounts.lock_row(source)  # the refund will wait
     await target_lock.release()
-    await _until_waiting_on(accounts, source)  # the refund's attempt waits for the lock
+    await accounts.until_lock_waiters(source)  # the refund's attempt waits for the lock
     assert await transfers.cancel(request.transfer_id) is True
     await _until_the_worker_has_the_cancel(handle)  # while the refund still cannot commit
     await source_lock.release()
@@ -133,15 +133,6 @@ async def test_cancel_during_the_refund_does_not_interrupt_it(
         events, "credit failed", "fence_credit done", "cancel requested", "refund done"
     )
     assert events.count("refund done") == 1
-
-
-async def _until_waiting_on(accounts: Accounts, account_id: str) -> None:
-    """Until a step waits for the account's row lock (its shard shows a lock waiter)."""
-    async with asyncio.timeout(15):
-        while True:
-            if await accounts.lock_waiters(account_id):
-                return
-            await asyncio.sleep(0.05)
 
 
 async def _until_the_worker_has_the_cancel(handle: WorkflowHandle[Any, Any]) -> None:

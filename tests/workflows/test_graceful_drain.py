@@ -17,13 +17,6 @@ from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus
 
 
-async def _until_waiting_on_a_lock(accounts: Accounts, account_id: str) -> None:
-    """Until a step (a local activity, which Temporal does not list) waits on the row lock."""
-    async with asyncio.timeout(15):
-        while not await accounts.lock_waiters(account_id):  # noqa: ASYNC110 (polls a shard)
-            await asyncio.sleep(0.1)
-
-
 async def test_sigterm_lets_the_running_step_finish_then_the_next_worker_completes(
     client: Client,
     settings: Settings,
@@ -39,7 +32,7 @@ async def test_sigterm_lets_the_running_step_finish_then_the_next_worker_complet
     async with accounts.row_locked(target):  # the credit waits on the row lock
         process = await first.start_polling()
         await transfers.submit(request, wait=False)
-        await _until_waiting_on_a_lock(accounts, target)
+        await accounts.until_lock_waiters(target)
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(1)
         still_draining = process.returncode is None

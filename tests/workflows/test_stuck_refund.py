@@ -7,11 +7,13 @@ overflow it (InvalidAmount, non-retryable).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 
 from shards.audit import run_audit
 from shards.validation import MAX_AMOUNT
@@ -28,6 +30,16 @@ BALANCE, AMOUNT = 1_000, 100
 NEAR_MAX_DEPOSIT = MAX_AMOUNT - (BALANCE - AMOUNT) - AMOUNT // 2
 
 
+@contextlib.contextmanager
+def update_refused(reason: str) -> Iterator[None]:
+    """The Update's validator refused it for `reason`, not for another failure."""
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        yield
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    assert (cause.type, cause.message) == ("ValueError", reason)
+
+
 async def stuck_refund(
     transfers: TransfersClient,
     client: Client,
@@ -39,7 +51,7 @@ async def stuck_refund(
     async with accounts.row_locked(request.target_account_id):
         await transfers.submit(request, wait=False)
         await wait_for_step(handle, "crediting")
-        with pytest.raises(WorkflowUpdateFailedError):  # nothing to retry yet
+        with update_refused("no refund is stuck: the transfer is DEBITED (crediting)"):
             await handle.execute_update(TransferWorkflow.retry_compensation)
         await accounts.deposit(request.source_account_id, NEAR_MAX_DEPOSIT)
     await wait_for_step(handle, "refund-stuck")
@@ -105,7 +117,7 @@ async def test_stuck_refund_resolved_by_an_operator(
     request = request_to_frozen
     handle = await stuck_refund(transfers, client, accounts, request)
 
-    with pytest.raises(WorkflowUpdateFailedError):
+    with update_refused("say how the refund was settled"):
         await handle.execute_update(TransferWorkflow.resolve_compensation, "  ")
     await handle.execute_update(TransferWorkflow.resolve_compensation, "paid back by hand, #42")
     outcome = await handle.result()
