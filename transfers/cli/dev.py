@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -20,6 +20,7 @@ from transfers.cli.common import (
     fail,
 )
 from transfers.settings import DEFAULT_DATA_DIR, StackInfo
+from transfers.terminal import link, styled
 from workflows.models import TransferStatus
 
 if TYPE_CHECKING:
@@ -56,25 +57,28 @@ class ConsoleReporter:
         self.worker = worker
 
     def ready(self, stack: StackInfo, stack_file: Path) -> None:
-        logs = escape(str(self.data_dir / "logs"))
+        logs = self.data_dir / "logs"
         worker = f"log {logs}/worker.log" if self.worker else "none: run `transfers worker`"
-        lines = [
-            f"[bold green]transfers dev is up[/] (data in {escape(str(self.data_dir))})",
+        lines: list[str | Text] = [
+            styled(("transfers dev is up", "bold green"), f" (data in {self.data_dir})"),
             f"  Temporal    {stack.temporal_address}  namespace {stack.namespace}, "
             f"task queue {stack.task_queue}",
-            f"  Web UI      [link={stack.ui_url}]{stack.ui_url}[/link] (this machine only: "
-            "it shows every history, memo and amount)",
+            Text.assemble(
+                "  Web UI      ",
+                link(stack.ui_url) if stack.ui_url else "none",
+                " (this machine only: it shows every history, memo and amount)",
+            ),
             *_status_link_lines(stack),
             *(f"  shard {index}     {dsn}" for index, dsn in enumerate(stack.shard_dsns)),
             f"  worker      {worker}",
-            f"  stack file  {escape(str(stack_file))}",
+            f"  stack file  {stack_file}",
         ]
-        hint = "" if self.data_dir == DEFAULT_DATA_DIR else f" --stack {escape(str(self.data_dir))}"
+        hint = "" if self.data_dir == DEFAULT_DATA_DIR else f" --stack {self.data_dir}"
         lines.append(
             f"Other terminals: `transfers accounts list{hint}`, `transfers submit ...{hint}`. "
             "Ctrl-C stops everything."
         )
-        console.print("\n".join(lines), highlight=False)
+        console.print(*lines, sep="\n")
 
     def demo(self, transfers: list[DemoTransfer]) -> None:
         table = Table("transfer", "what it shows", "amount", "status", title="sample transfers")
@@ -83,30 +87,30 @@ class ConsoleReporter:
             request = transfer.request
             route = f"{request.source_account_id} -> {request.target_account_id}"
             table.add_row(
-                f"{transfer.transfer_id}\n{route}",
+                Text(f"{transfer.transfer_id}\n{route}"),  # a Text keeps its line break
                 transfer.story,
                 f"{transfer.amount} {request.currency}",
-                f"[{colour}]{transfer.status}[/]",
+                styled((transfer.status, colour)),
             )
         console.print(table)
         # Links outside the table: a narrow terminal would cut them short in a cell.
         for transfer in transfers:
-            link = transfer.ui_link
-            console.print(f"  {transfer.transfer_id}: [link={link}]{link}[/link]", highlight=False)
+            console.print(Text.assemble(f"  {transfer.transfer_id}: ", link(transfer.ui_link)))
 
     def problem(self, message: str) -> None:
-        errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        errors.print(styled(("error:", "red"), " ", message))
 
     def stopping(self) -> None:
-        console.print("stopping: worker, then Temporal, then the shards ...", highlight=False)
+        console.print("stopping: worker, then Temporal, then the shards ...")
 
 
-def _status_link_lines(stack: StackInfo) -> list[str]:
+def _status_link_lines(stack: StackInfo) -> list[Text]:
     links = ui_status_links(stack)
     shown = [status for status in LISTED_STATUSES if status in links]
     return [
-        f"  {'by status' if index == 0 else '':<10}  {status:<12}  "
-        f"[link={links[status]}]{links[status]}[/link]"
+        Text.assemble(
+            f"  {'by status' if index == 0 else '':<10}  {status:<12}  ", link(links[status])
+        )
         for index, status in enumerate(shown)
     ]
 
