@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from functools import cache
@@ -58,6 +59,9 @@ def _releases(name: str) -> dict[str, list[dict[str, Any]]]:
     url = PYPI_PROJECT.format(name=canonicalize_name(name))
     with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 (a fixed https URL)
         releases: dict[str, list[dict[str, Any]]] = json.load(response)["releases"]
+    for files in releases.values():
+        for file in files:  # a mirror may give them relative to the JSON's address
+            file["url"] = urllib.parse.urljoin(url, file["url"])
     return releases
 
 
