@@ -77,6 +77,8 @@ async def test_status_mid_flight_then_final(
         await wait_for_step(handle, "crediting")
         mid_flight = await transfers.status(request.transfer_id)
         description = await handle.describe()
+        # while the lock holds: once released, the credit lands within milliseconds
+        metadata = await handle.query("__temporal_workflow_metadata")
 
     assert submitted.status in {TransferStatus.RUNNING, TransferStatus.DEBITED}
     assert (mid_flight.status, mid_flight.step) == (TransferStatus.DEBITED, "crediting")
@@ -89,7 +91,6 @@ async def test_status_mid_flight_then_final(
     )
     assert (attributes.get(AMOUNT), attributes.get(CURRENCY)) == (100, "USD")
     assert await description.static_summary() == f"1.00 USD {source} -> {target}"
-    metadata = await handle.query("__temporal_workflow_metadata")
     assert "crediting" in metadata.current_details
 
     await handle.result()
