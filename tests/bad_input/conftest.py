@@ -3,17 +3,26 @@ nothing written: a fingerprint of every shard taken before and after proves the 
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
 
+from activities.ledger import LedgerActivities
 from shards import schema
+from shards.ledger import Ledger
 from shards.router import ShardRouter
 from tests.cli.conftest import CliResult, run_cli
+from tests.workflows.conftest import running_worker
+from transfers.settings import Settings
 
 Fingerprint = tuple[tuple[int, ...], ...]
 # Refused by the money parser with InvalidAmount (exit 2 in the CLI): an amount is ASCII digits
@@ -91,3 +100,33 @@ def assert_refused(result: CliResult, case: CliCase) -> None:
         assert len(lines) == 1, result.stderr
         message = lines[0]
     assert re.search(case.message, message), message
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def serving_worker(
+    temporal_env: WorkflowEnvironment, dsns: list[str], router: ShardRouter
+) -> AsyncIterator[Settings]:
+    """A worker on a task queue of its own, over the test shards: whatever a CLI with
+    `cli_env(settings)` starts is run, and writes to the shards, while this lasts."""
+    settings = Settings(
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        transfers_task_queue=new_id("queue"),
+        shard_dsns=",".join(dsns),
+        _env_file=None,
+    )
+    async with running_worker(temporal_env.client, settings, LedgerActivities(Ledger(router))):
+        yield settings
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment of a CLI process that talks to the worker of `settings`."""
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TRANSFERS_TASK_QUEUE": settings.transfers_task_queue,
+        "SHARD_DSNS": settings.shard_dsns,
+    }

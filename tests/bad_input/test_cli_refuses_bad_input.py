@@ -1,25 +1,35 @@
 """The CLI refuses malformed input with exit 2 and a failed operation with exit 1, one line
-each, and writes nothing. Temporal is a dead port here: every exit-2 case is decided before a
-server is asked anything."""
+each, and writes nothing. Temporal is live here, with a worker on the task queue the CLI uses:
+a submit that got through would start a workflow and write to the shards, and neither happens
+(a well-formed submit in the same environment afterwards does both)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
+from shards.ledger import Ledger
 from shards.router import ShardRouter
 from tests.bad_input.conftest import (
     MALFORMED_AMOUNTS,
     CliCase,
     Fingerprint,
     assert_refused,
+    cli_env,
     fingerprint,
+    new_id,
     run_cases,
+    serving_worker,
 )
-from tests.cli.conftest import CliResult
-from transfers.embedded_pg import free_port
+from tests.cli.conftest import CliResult, run_cli
+from tests.workflows.conftest import Accounts
+from transfers.settings import Settings
 
 SUBMIT = ("submit", "--from", "acc-a", "--to", "acc-b", "--currency", "USD")
 NOT_DECIMAL = r"is not a plain decimal number like 12\.34"
@@ -144,34 +154,77 @@ CASES: dict[str, CliCase] = {
         env={"SHARD_DSNS": "postgresql://transfers:pw-secret@127.0.0.1:1/ledger"},
     ),
     "Temporal unreachable": CliCase(
-        ("status", "t-1"), r"Temporal at 127\.0\.0\.1:\d+ is unreachable", exit_code=1
+        ("status", "t-1"),
+        r"Temporal at 127\.0\.0\.1:1 is unreachable",
+        exit_code=1,
+        env={"TEMPORAL_ADDRESS": "127.0.0.1:1"},
     ),
 }
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    results: dict[str, CliResult]
+    before: Fingerprint
+    after: Fingerprint
+    started: int  # workflows started on the worker's task queue while the cases ran
+
+
+@pytest.fixture(scope="module")
+async def live(
+    temporal_env: WorkflowEnvironment, dsns: list[str], router: ShardRouter
+) -> AsyncIterator[Settings]:
+    async with serving_worker(temporal_env, dsns, router) as settings:
+        yield settings
+
+
+async def _started(temporal_env: WorkflowEnvironment, settings: Settings) -> int:
+    query = f"TaskQueue = '{settings.transfers_task_queue}'"
+    return (await temporal_env.client.count_workflows(query)).count
+
+
 @pytest.fixture(scope="module")
 async def outcomes(
-    dsns: list[str], router: ShardRouter, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, CliResult], Fingerprint, Fingerprint]:
+    temporal_env: WorkflowEnvironment,
+    live: Settings,
+    router: ShardRouter,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Outcomes:
     """Every case run once, side by side, between two fingerprints of the shards."""
-    env = {
-        **os.environ,
-        "SHARD_DSNS": ",".join(dsns),
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-    }
     before = await fingerprint(router)
-    results = run_cases(CASES, env, tmp_path_factory.mktemp("cli"))
-    return results, before, await fingerprint(router)
+    folder = tmp_path_factory.mktemp("cli")
+    results = await asyncio.to_thread(run_cases, CASES, cli_env(live), folder)
+    after = await fingerprint(router)
+    return Outcomes(results, before, after, await _started(temporal_env, live))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_refused_with_its_message_and_exit_code(
-    outcomes: tuple[dict[str, CliResult], Fingerprint, Fingerprint], case: str
+def test_refused_with_its_message_and_exit_code(outcomes: Outcomes, case: str) -> None:
+    result = outcomes.results[case]
+    assert_refused(result, CASES[case])
+    assert "pw-secret" not in result.stdout + result.stderr
+    assert outcomes.started == 0  # no case started a workflow
+    assert outcomes.after == outcomes.before  # nothing written by any case
+
+
+async def test_a_well_formed_submit_in_the_same_environment_starts_and_writes(
+    outcomes: Outcomes,
+    temporal_env: WorkflowEnvironment,
+    live: Settings,
+    router: ShardRouter,
+    tmp_path: Path,
 ) -> None:
-    results, before, after = outcomes
-    assert_refused(results[case], CASES[case])
-    assert "pw-secret" not in results[case].stdout + results[case].stderr
-    assert after == before  # nothing written by any case
+    """The control: the environment the cases ran in would have run a submit that got through."""
+    accounts = Accounts(Ledger(router), new_id)
+    source, target = await accounts.open(100, shard=0), await accounts.open(0, shard=1)
+    submit = ("submit", "--from", source, "--to", target, "--amount", "0.01", "--json")
+    before = await fingerprint(router)
+
+    result = await asyncio.to_thread(run_cli, submit, cli_env(live), tmp_path)
+
+    assert (result.exit_code, result.json()["status"]) == (0, "COMPLETED"), result
+    assert await _started(temporal_env, live) == outcomes.started + 1
+    assert await fingerprint(router) != before
 
 
 def test_a_garbage_stack_file_is_bad_input(tmp_path: Path) -> None:

@@ -5,24 +5,20 @@ too little money, another currency) or by Temporal (a transfer id reused with ot
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import uuid
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import LedgerActivities
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.schema import entries
-from tests.bad_input.conftest import CliCase, run_cases
+from tests.bad_input.conftest import CliCase, cli_env, new_id, run_cases, serving_worker
 from tests.cli.conftest import CliResult
-from tests.workflows.conftest import Accounts, running_worker
+from tests.workflows.conftest import Accounts
 from transfers.client import TransfersClient
-from transfers.settings import Settings
 from workflows.models import TransferRequest
 
 BALANCE = 10_000  # minor units in every funded account
@@ -105,31 +101,14 @@ async def refused(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Submitted]:
     """Every case submitted through the CLI at once, against one worker of this module."""
-    settings = Settings(
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        transfers_task_queue=_new_id("queue"),
-        shard_dsns=",".join(dsns),
-        _env_file=None,
-    )
-    accounts = Accounts(Ledger(router), _new_id)
-    activities = LedgerActivities(Ledger(router))
-    async with running_worker(temporal_env.client, settings, activities):
+    accounts = Accounts(Ledger(router), new_id)
+    async with serving_worker(temporal_env, dsns, router) as settings:
         cases, submissions = await _set_the_scene(
             accounts, TransfersClient(temporal_env.client, settings)
         )
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": settings.temporal_address,
-            "TRANSFERS_TASK_QUEUE": settings.transfers_task_queue,
-            "SHARD_DSNS": settings.shard_dsns,
-        }
         folder = tmp_path_factory.mktemp("refused")
-        results = await asyncio.to_thread(run_cases, cases, env, folder)
+        results = await asyncio.to_thread(run_cases, cases, cli_env(settings), folder)
     return {name: Submitted(results[name], *submissions[name]) for name in REFUSALS}
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def _set_the_scene(
