@@ -68,11 +68,14 @@ from workflows.models import (
     TransferOutcome,
     TransferRequest,
     TransferStatus,
+    check_note,
 )
 from workflows.pending import PendingTransferWorkflow
+from workflows.saga import REFUND_STUCK
 from workflows.search_attributes import (
     AMOUNT,
     CURRENCY,
+    REFUND_IS_STUCK,
     SOURCE_ACCOUNT_ID,
     TARGET_ACCOUNT_ID,
     TRANSFER_STATUS,
@@ -101,6 +104,12 @@ class TransferNotFound(Exception):
     """No workflow for this transfer id (never submitted, or forgotten after retention)."""
 
     code = "TransferNotFound"
+
+
+class RefundNotStuck(Exception):
+    """The transfer's refund is not waiting for an operator: nothing to retry or resolve."""
+
+    code = "RefundNotStuck"
 
 
 class TransferSummary(BaseModel):
@@ -231,12 +240,15 @@ class TransfersClient:
         return _summary(await self._describe(self._handle(transfer_id), transfer_id))
 
     async def list(
-        self, status: TransferStatus | None = None, limit: int = 100
+        self, status: TransferStatus | None = None, limit: int = 100, *, stuck: bool = False
     ) -> builtins.list[TransferSummary]:
-        """The most recent transfers first, optionally only those with `status`."""
+        """The most recent transfers first, optionally only those with `status`; with `stuck`,
+        only those whose refund waits for an operator (`retry_refund` or `resolve`)."""
         query = f"WorkflowType IN ('{WORKFLOW_TYPE}', '{PENDING_WORKFLOW_TYPE}')"
         if status is not None:
             query += f" AND {TRANSFER_STATUS.name} = '{TransferStatus(status)}'"
+        if stuck:
+            query += f" AND {REFUND_IS_STUCK.name} = true AND ExecutionStatus = 'Running'"
         summaries = []
         async for execution in self.client.list_workflows(query, limit=limit):
             summary = _summary(execution)
@@ -257,6 +269,39 @@ class TransfersClient:
             return False
         await handle.cancel()
         return True
+
+    async def retry_refund(self, transfer_id: str, *, wait: bool = True) -> TransferOutcome:
+        """Try a stuck refund again, once its cause is fixed (Update `retry_compensation`).
+
+        With `wait`, returns once the transfer has ended (COMPENSATED) or its refund is refused
+        again (step `refund-stuck`); without, the status right after the Update. Raises
+        `RefundNotStuck` when no refund waits for an operator, `TransferNotFound` for an
+        unknown id.
+        """
+        await self._decide_stuck_refund(
+            transfer_id, lambda h: h.execute_update(TransferWorkflow.retry_compensation)
+        )
+        while True:  # the retried refund may be refused again: then the transfer waits again
+            outcome = await self.status(transfer_id)
+            if not wait or outcome.status.final or outcome.step == REFUND_STUCK:
+                return outcome
+            await asyncio.sleep(HOLD_POLL_S)
+
+    async def resolve(self, transfer_id: str, note: str, *, wait: bool = True) -> TransferOutcome:
+        """Record that a stuck refund was settled by hand, `note` saying how (Update
+        `resolve_compensation`): the workflow writes a refund marker on the source's shard, so
+        that no refund lands after the operator's, and ends COMPENSATED.
+
+        With `wait`, returns the final outcome; raises `InvalidInput` for an empty note, and as
+        `retry_refund` otherwise.
+        """
+        check_note(note)
+        handle = await self._decide_stuck_refund(
+            transfer_id, lambda h: h.execute_update(TransferWorkflow.resolve_compensation, note)
+        )
+        if wait:
+            return await _final_outcome(handle, transfer_id)
+        return await self.status(transfer_id)
 
     async def ended(self, transfer_ids: Sequence[str]) -> set[str]:
         """Those of `transfer_ids` whose workflow has closed, whatever its status, or that
@@ -350,6 +395,34 @@ class TransfersClient:
             if error.status != RPCStatusCode.NOT_FOUND:  # it closed after the describe
                 raise
             raise await self._already_resolved(transfer_id) from None
+
+    async def _decide_stuck_refund(
+        self, transfer_id: str, update: Callable[[Handle], Awaitable[None]]
+    ) -> Handle:
+        """Send an operator's Update about a stuck refund; its refusal as `RefundNotStuck`."""
+        handle = self._handle(transfer_id)
+        description = await self._describe(handle, transfer_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise await self._not_stuck(transfer_id)
+        try:
+            await update(handle)
+        except WorkflowUpdateFailedError as failure:
+            cause = failure.cause
+            if not isinstance(cause, ApplicationError):
+                raise
+            raise RefundNotStuck(f"transfer {transfer_id}: {cause.message}") from None
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # it closed after the describe
+                raise
+            raise await self._not_stuck(transfer_id) from None
+        return handle
+
+    async def _not_stuck(self, transfer_id: str) -> RefundNotStuck:
+        outcome = await self.status(transfer_id)
+        return RefundNotStuck(
+            f"transfer {transfer_id} has ended ({outcome.status}, step {outcome.step}): "
+            "no refund is stuck"
+        )
 
     async def _already_resolved(self, transfer_id: str) -> HoldExpired | HoldNotActive:
         outcome = await self.status(transfer_id)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from shards.errors import InvalidInput
 from shards.fingerprints import fingerprint_of
 from shards.ledger import MAX_HOLD_TTL_S
 from shards.validation import MAX_AMOUNT
@@ -178,6 +179,18 @@ class Route(Model):
     @property
     def same_shard(self) -> bool:
         return self.source_shard == self.target_shard
+
+
+MAX_NOTE_CHARS = 500  # an operator's note ends up in the transfer's error and its history
+
+
+def check_note(note: str) -> str:
+    """An operator's note on a refund settled by hand: says how, in at most MAX_NOTE_CHARS."""
+    if not note.strip():
+        raise InvalidInput("the note must say how the refund was settled; it is empty")
+    if len(note) > MAX_NOTE_CHARS:
+        raise InvalidInput(f"the note has {len(note)} characters; at most {MAX_NOTE_CHARS}")
+    return note
 
 
 class TransferError(Model):

@@ -34,12 +34,14 @@ with workflow.unsafe.imports_passed_through():
         Refused,
         entries_decide,
         lean_history,
+        refund_stuck_visible,
         run_step,
         shielded,
     )
     from workflows.search_attributes import (
         AMOUNT,
         CURRENCY,
+        REFUND_IS_STUCK,
         SOURCE_ACCOUNT_ID,
         TARGET_ACCOUNT_ID,
         TRANSFER_STATUS,
@@ -299,7 +301,12 @@ class LedgerSaga:
             refusal.message,
         )
         self._advance(TransferStatus.COMPENSATING, REFUND_STUCK, refusal)
+        visible = refund_stuck_visible()
+        if visible:
+            workflow.upsert_search_attributes([REFUND_IS_STUCK.value_set(True)])
         await workflow.wait_condition(lambda: bool(self._decisions))
+        if visible:  # the operator's decision is applied from here on
+            workflow.upsert_search_attributes([REFUND_IS_STUCK.value_unset()])
         # The refund it asks for runs as a regular activity: scheduled with the Update's
         # acceptance, it cannot commit while the history still says the refund is stuck.
         self._durable = not self._legacy

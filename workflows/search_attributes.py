@@ -9,6 +9,8 @@ SOURCE_ACCOUNT_ID = SearchAttributeKey.for_keyword("SourceAccountId")
 TARGET_ACCOUNT_ID = SearchAttributeKey.for_keyword("TargetAccountId")
 AMOUNT = SearchAttributeKey.for_int("Amount")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
+# true while the refund waits for an operator (step refund-stuck): `transfers list --stuck`
+REFUND_IS_STUCK = SearchAttributeKey.for_bool("RefundStuck")
 
 # name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` wants them
 REGISTRATION: dict[str, str] = {
@@ -17,4 +19,5 @@ REGISTRATION: dict[str, str] = {
     TARGET_ACCOUNT_ID.name: "Keyword",
     AMOUNT.name: "Int",
     CURRENCY.name: "Keyword",
+    REFUND_IS_STUCK.name: "Bool",
 }

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from transfers.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,21 @@ def assert_one_clean_line(result: CliResult, exit_code: int) -> str:
     assert "Traceback" not in result.stderr
     assert len(result.error_lines) == 1, result.stderr
     return result.error_lines[0]
+
+
+AsyncCli = Callable[..., Awaitable[CliResult]]
+
+
+def cli_against(settings: Settings, cwd: Path) -> AsyncCli:
+    """`await cli("post", "t-1")` against the Temporal server, task queue and shards of
+    `settings`. It runs in a thread: the event loop stays free for a worker in this process."""
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TRANSFERS_TASK_QUEUE": settings.transfers_task_queue,
+        "SHARD_DSNS": settings.shard_dsns,
+    }
+    return lambda *args: asyncio.to_thread(run_cli, args, environment, cwd)
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ them (subprocesses) against the test shards, Temporal, and this test's worker.""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import CliResult, assert_one_clean_line, run_cli
+from tests.cli.conftest import AsyncCli, assert_one_clean_line, cli_against
 from tests.pending.conftest import Held
 from tests.workflows.conftest import Accounts
 from transfers.client import TransfersClient
@@ -18,21 +16,14 @@ from transfers.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-Cli = Callable[..., Awaitable[CliResult]]
+Cli = AsyncCli
 LIST_WAIT_S = 10.0  # visibility is eventually consistent
 
 
 @pytest.fixture
 def cli(settings: Settings, tmp_path: Path) -> Cli:
-    """`await cli("post", "t-1")` against this test's task queue and the test shards. It runs in a
-    thread: the event loop must stay free for the worker that answers the command."""
-    environment = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TRANSFERS_TASK_QUEUE": settings.transfers_task_queue,
-        "SHARD_DSNS": settings.shard_dsns,
-    }
-    return lambda *args: asyncio.to_thread(run_cli, args, environment, tmp_path)
+    """`await cli("post", "t-1")` against this test's task queue and the test shards."""
+    return cli_against(settings, tmp_path)
 
 
 async def _listed_as_held(cli: Cli, transfer_id: str) -> dict[str, str]:

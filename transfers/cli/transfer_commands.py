@@ -231,6 +231,10 @@ def list_command(
         str | None, typer.Option("--status", help="Only this status, e.g. COMPLETED.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    stuck: Annotated[
+        bool,
+        typer.Option("--stuck", help="Only those whose refund waits for retry-refund or resolve."),
+    ] = False,
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -244,7 +248,7 @@ def list_command(
 
     async def action() -> list[TransferSummary]:
         async with temporal_client(settings) as client:
-            return await client.list(wanted, limit)
+            return await client.list(wanted, limit, stuck=stuck)
 
     rows = [summary_json(summary) for summary in run(action, as_json)]
 

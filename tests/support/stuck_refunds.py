@@ -1,0 +1,56 @@
+"""A refund that waits for an operator, produced in well under a second.
+
+As in tests/workflows/test_stuck_refund.py: the target is frozen, so the credit is refused; while
+the credit waits on the target's row, the source receives so much that refunding it would
+overflow the largest storable balance (InvalidAmount, a refusal). The source is watched on its
+shard (its statement), not through the workflow's status query, which waits while a local step
+holds the workflow task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio.client import Client
+
+from tests.workflows.conftest import Accounts, wait_for_step
+from tests.workflows.test_stuck_refund import AMOUNT, BALANCE, NEAR_MAX_DEPOSIT
+from transfers.client import TransfersClient, workflow_id
+from workflows.models import TransferRequest
+
+__all__ = ["AMOUNT", "BALANCE", "NEAR_MAX_DEPOSIT", "stuck_refund"]
+
+WAIT_S = 10.0
+
+
+async def _debited(accounts: Accounts, account_id: str) -> None:
+    """Until the account's newest entry is a debit (its shard is polled)."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            page = await accounts.ledger.statement(account_id, limit=1)
+            if page.entries[0].kind == "debit":
+                return
+            await asyncio.sleep(0.05)
+
+
+async def stuck_refund(
+    transfers: TransfersClient,
+    client: Client,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> TransferRequest:
+    """A transfer to a frozen account whose refund is stuck: once the source is debited, and
+    while the credit waits on the target's row, the source receives so much that the refund
+    would overflow it."""
+    source = await accounts.open(BALANCE, shard=0)
+    target = await accounts.open(0, shard=1)
+    await accounts.freeze(target)
+    request = request_for(source, target, AMOUNT)
+    async with accounts.row_locked(target):
+        await transfers.start(request)
+        await _debited(accounts, source)
+        await accounts.deposit(source, NEAR_MAX_DEPOSIT)
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+    await wait_for_step(handle, "refund-stuck")
+    return request
