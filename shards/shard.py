@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import urlsplit
 
 import psycopg
 import psycopg.errors
@@ -31,11 +32,19 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 def redact(dsn: str) -> str:
-    """The DSN with its password masked, safe for logs and error messages."""
+    """Which server a DSN names, safe for logs and error messages: scheme, host, port and
+    database only. No user, no query (`?password=`, `sslpassword=`), and the host is what
+    follows the last `@`, so a password holding an `@` shows none of itself."""
     try:
-        return make_url(dsn.strip()).render_as_string(hide_password=True)
-    except Exception:  # an unparsable DSN may still hold a secret: show none of it
-        return "<unparsable DSN>"
+        parts = urlsplit(dsn.strip())
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        parts, port = None, ""
+    if parts is None or not parts.scheme.startswith("postgres"):
+        return "<DSN not shown>"  # a DSN we cannot take apart may hold a secret anywhere
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 @dataclass(frozen=True)

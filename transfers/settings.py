@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+from ipaddress import IPv4Address
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     FilePath,
+    IPvAnyAddress,
     SecretStr,
     ValidationError,
     field_validator,
@@ -21,6 +25,7 @@ from shards.router import parse_dsns
 from shards.runner import LockStrategy
 from shards.shard import PoolSettings
 from transfers.payload_keys import parse_payload_keys
+from transfers.private_files import write_private
 
 DEFAULT_DATA_DIR = Path(".transfers")
 STACK_FILE = "stack.json"
@@ -52,9 +57,12 @@ class Settings(BaseSettings):
     temporal_tls_key: FilePath | None = None
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
-    # Worker observability; port 0 turns the endpoint off.
+    # Worker observability; port 0 turns the endpoint off. Loopback unless told otherwise: in a
+    # container the probe and the scraper come from outside, so the image sets 0.0.0.0.
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: IPvAnyAddress = IPv4Address("127.0.0.1")
     health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: IPvAnyAddress = IPv4Address("127.0.0.1")
     otel_tracing: bool = False
     # Payload encryption (transfers.payload_codec): PAYLOAD_KEYS `KEY_ID:BASE64,...` (never
     # logged) decrypt; PAYLOAD_KEY_ID names the one that encrypts. Both or neither.
@@ -70,6 +78,16 @@ class Settings(BaseSettings):
     def _certificate_with_key(self) -> Settings:
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+        return self
+
+    @model_validator(mode="after")
+    def _api_key_never_in_clear(self) -> Settings:
+        clear = self.temporal_api_key is not None and self.temporal_tls is False
+        if clear and not is_loopback(self.temporal_address):
+            raise ValueError(
+                "TEMPORAL_API_KEY with TEMPORAL_TLS=false would send the key unencrypted to "
+                f"{self.temporal_address}: keep TLS on (the default with an API key)"
+            )
         return self
 
     @field_validator("payload_keys", "payload_key_id", mode="before")
@@ -114,36 +132,77 @@ class StackInfo(BaseModel):
     shard_dsns: list[str] = Field(min_length=1)
 
 
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a `host:port` address, URL or DSN names this machine."""
+    host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
 class StackFileError(Exception):
     """stack.json is missing or unreadable."""
 
 
 def read_stack(data_dir: Path) -> StackInfo:
+    """The stack file, if we may trust it: a regular file of ours that nobody else may write,
+    naming loopback servers only (it is a local dev stack's, and a shard it names would
+    receive libpq's password from PGPASSWORD or ~/.pgpass)."""
     path = data_dir / STACK_FILE
     try:
-        return StackInfo.model_validate(json.loads(path.read_text()))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise StackFileError(f"{path} not found: is `transfers dev` running?") from None
+    except OSError as error:
+        raise StackFileError(f"{path} cannot be read: {error.strerror}") from None
+    with os.fdopen(descriptor) as file:
+        info = os.fstat(file.fileno())
+        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            raise StackFileError(
+                f"{path} is not used: it must belong to you and be writable by you only"
+            )
+        text = file.read()
+    try:
+        stack = StackInfo.model_validate(json.loads(text))
     except (ValueError, ValidationError) as error:
         first = str(error).splitlines()[0]
         raise StackFileError(f"{path} is not a valid stack file: {first}") from None
+    addresses = [stack.temporal_address, stack.ui_url or "", *stack.shard_dsns]
+    if not all(is_loopback(address) for address in addresses if address):
+        raise StackFileError(f"{path} is not used: it names a server that is not on this machine")
+    return stack
 
 
 def write_stack(data_dir: Path, stack: StackInfo) -> Path:
     path = data_dir / STACK_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(stack.model_dump_json(indent=2) + "\n")
-    temporary.replace(path)  # readers never see half a file
+    write_private(path, stack.model_dump_json(indent=2) + "\n")  # its DSNs hold passwords
     return path
 
 
 def load_settings(stack_dir: Path | None = None) -> Settings:
-    """Explicit `--stack DIR` wins; else the environment; else a running dev stack's file."""
+    """Explicit `--stack DIR` wins; else the environment; else a running dev stack's file,
+    but only where no `TEMPORAL_*` or `SHARD_DSNS` setting names another cluster. A stack file
+    never meets an API key or TLS settings: they are meant for a real cluster."""
     settings = Settings()
+    credentials = sorted(
+        name.upper()
+        for name in settings.model_fields_set
+        if name == "temporal_api_key" or name.startswith("temporal_tls")
+    )
     if stack_dir is None:
-        if settings.shard_dsns or not (DEFAULT_DATA_DIR / STACK_FILE).exists():
+        cluster = any(
+            name == "shard_dsns" or name.startswith("temporal_")
+            for name in settings.model_fields_set
+        )
+        if cluster or not (DEFAULT_DATA_DIR / STACK_FILE).exists():
             return settings
         stack_dir = DEFAULT_DATA_DIR
+    if credentials:
+        raise StackFileError(
+            f"{stack_dir / STACK_FILE} is a local dev stack's: it is not used with "
+            f"{', '.join(credentials)} set (unset them, or give TEMPORAL_ADDRESS and SHARD_DSNS)"
+        )
     stack = read_stack(stack_dir)
     return settings.model_copy(
         update={

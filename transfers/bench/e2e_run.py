@@ -310,7 +310,12 @@ class E2EBench:
         if name in (CEILING, BASELINE):
             command = [sys.executable, "-m", "transfers.bench.bench_worker", name]
         else:
-            command = [sys.executable, "-m", "worker"]
+            command = [
+                sys.executable,
+                "-P",
+                "-m",
+                "worker",
+            ]  # -P: the current folder never shadows it
         label = name if strategy is None else f"{name}-{strategy.value}"
         process = ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}.log", env)
         process.start()

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from shards.shard import redact
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -69,7 +70,10 @@ class ConsoleReporter:
                 " (this machine only: it shows every history, memo and amount)",
             ),
             *_status_link_lines(stack),
-            *(f"  shard {index}     {dsn}" for index, dsn in enumerate(stack.shard_dsns)),
+            *(
+                f"  shard {index}     {redact(dsn)} (password in the stack file)"
+                for index, dsn in enumerate(stack.shard_dsns)
+            ),
             f"  worker      {worker}",
             f"  stack file  {stack_file}",
         ]
@@ -122,10 +126,9 @@ class JsonReporter:
         print(json.dumps({"event": event, **data}), flush=True)
 
     def ready(self, stack: StackInfo, stack_file: Path) -> None:
-        links = ui_status_links(stack)
-        self._line(
-            "ready", {**stack.model_dump(), "stack_file": str(stack_file), "ui_status_links": links}
-        )
+        shown = {**stack.model_dump(), "shard_dsns": [redact(dsn) for dsn in stack.shard_dsns]}
+        shown["ui_status_links"] = ui_status_links(stack)
+        self._line("ready", {**shown, "stack_file": str(stack_file)})  # passwords: in the file
 
     def demo(self, transfers: list[DemoTransfer]) -> None:
         self._line("demo", {"transfers": [demo_json(transfer) for transfer in transfers]})

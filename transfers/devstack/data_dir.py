@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import IO
 
 from transfers.devstack.processes import StackError
+from transfers.private_files import make_private, open_private
 
 LOCK_FILE = "dev.lock"
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the data dir for as long as the returned file stays open."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = (data_dir / LOCK_FILE).open("a+")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(data_dir)
+    lock = os.fdopen(open_private(data_dir / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

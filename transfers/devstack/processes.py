@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transfers.logs import log_tail
+
 PR_SET_PDEATHSIG = 1
 # Looked up once here: between fork and exec the child should call it, not load a library.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
@@ -23,14 +25,6 @@ class StackError(Exception):
 
 class StopRequested(Exception):
     """Ctrl-C or SIGTERM arrived while the stack was starting."""
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
 
 
 def _die_with_parent() -> None:

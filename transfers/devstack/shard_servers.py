@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import NoReturn
 
 from shards.migrate import upgrade
 from transfers.devstack.ports import stable_port
-from transfers.devstack.processes import StackError, log_tail
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.devstack.processes import StackError
+from transfers.embedded_pg import EmbeddedPostgres, ServerStartError, free_port
 
 FIRST_SHARD_PORT = 15432  # shard i prefers 15432 + i, clear of a system PostgreSQL on 5432
 
@@ -38,22 +37,17 @@ def _start(index: int, server: EmbeddedPostgres) -> None:
         try:
             server.start()
             return
-        except subprocess.CalledProcessError as error:
-            lost_port = "Address already in use" in log_tail(server.data_dir / "server.log")
-            if lost_port and attempt < PORT_ATTEMPTS:
+        except ServerStartError as error:
+            if "Address already in use" in error.log and attempt < PORT_ATTEMPTS:
                 server.port = free_port()
                 continue
             _fail_start(index, server, error)
 
 
-def _fail_start(
-    index: int, server: EmbeddedPostgres, error: subprocess.CalledProcessError
-) -> NoReturn:
-    output = (error.stderr or b"").decode(errors="replace").strip()
+def _fail_start(index: int, server: EmbeddedPostgres, error: ServerStartError) -> NoReturn:
     raise StackError(
-        f"shard {index} (PostgreSQL, port {server.port}) did not start: {output}\n"
-        f"last lines of {server.data_dir / 'server.log'}:\n"
-        + log_tail(server.data_dir / "server.log")
+        f"shard {index} (PostgreSQL, port {server.port}) did not start: {error}\n"
+        f"(its log: {server.log_path})"
     ) from None
 
 

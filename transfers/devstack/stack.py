@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,8 @@ class DevStack:
 
     async def start(self, stopping: asyncio.Event) -> StackInfo:
         options = self.options
+        # Histories, balances, passwords and logs: nothing the stack writes is for other users.
+        os.umask(0o077)
         self._lock = lock_data_dir(options.data_dir)
         (options.data_dir / STACK_FILE).unlink(missing_ok=True)  # left by a killed run
         check_shard_count(options.data_dir, options.shard_count)

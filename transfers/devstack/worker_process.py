@@ -1,4 +1,4 @@
-"""The stack's worker: `python -m worker` with the stack's addresses in its environment."""
+"""The stack's worker: `python -P -m worker` with the stack's addresses in its environment."""
 
 from __future__ import annotations
 
@@ -27,8 +27,13 @@ def worker_process(data_dir: Path, stack: StackInfo) -> ChildProcess:
         "SHARD_DSNS": ",".join(stack.shard_dsns),
         "PYTHONUNBUFFERED": "1",  # its log file shows each line as it happens
     }
-    command = [sys.executable, "-m", "worker"]
-    return ChildProcess("worker", command, data_dir / "logs" / "worker.log", env)
+    return ChildProcess("worker", python_module("worker"), data_dir / "logs" / "worker.log", env)
+
+
+def python_module(module: str) -> list[str]:
+    """`python -P -m module`: -P keeps the current folder off the module path, so a `worker.py`
+    or a `shards/` there cannot stand in for the installed code."""
+    return [sys.executable, "-P", "-m", module]
 
 
 async def wait_until_polling(
