@@ -33,6 +33,18 @@ class DevProcess:
         return self.output.read_text(errors="replace")
 
 
+def _assert_private(dev: DevProcess) -> None:
+    """Histories, balances, passwords and logs: nothing in the data dir is for other users, and
+    the passwords are in the stack file only, never in what the stack prints."""
+    written = [dev.data_dir, *dev.data_dir.rglob("*")]
+    assert {"stack.json", "temporal.db", "worker.log", "password"} <= {p.name for p in written}
+    for path in written:
+        assert path.lstat().st_mode & 0o077 == 0, f"{path} is open to others"
+    passwords = [(path.read_text().strip()) for path in dev.data_dir.rglob("password")]
+    assert len(passwords) == SHARDS
+    assert all(password not in dev.output_text() for password in passwords)
+
+
 def _start_dev(data_dir: Path, *extra: str) -> DevProcess:
     output = data_dir.parent / f"{data_dir.name}.out"
     command = [sys.executable, "-m", "transfers.cli", "dev", "--data-dir", str(data_dir), *extra]
@@ -132,6 +144,7 @@ def _set_scene(cli_many: CliMany, data_dir: Path) -> Scene:
 def test_dev_stack_serves_the_cli_and_stops_cleanly(dev: DevProcess, cli_many: CliMany) -> None:
     ready = json.loads(dev.output_text().splitlines()[0])
     assert (ready["event"], len(ready["shard_dsns"])) == ("ready", SHARDS)
+    _assert_private(dev)
     # the Web UI's list narrowed by the business status (tests/webui opens it in a browser)
     query = "query=TransferStatus%3D%22COMPENSATED%22"
     compensated = f"{ready['ui_url']}/namespaces/default/workflows?{query}"
