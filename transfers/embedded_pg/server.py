@@ -209,10 +209,10 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return None
         owner = os.geteuid() if self._account is None else self._account.uid
+        binary = Path(self._bin("postgres")).resolve()
         try:
-            if os.stat(f"/proc/{pid}").st_uid != owner or os.readlink(
-                f"/proc/{pid}/exe"
-            ) != self._bin("postgres"):
+            running = Path(os.readlink(f"/proc/{pid}/exe"))
+            if os.stat(f"/proc/{pid}").st_uid != owner or running != binary:
                 return None
         except OSError:
             return None
