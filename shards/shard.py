@@ -40,7 +40,7 @@ def redact(dsn: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         parts, port = None, ""
-    if parts is None or not parts.scheme.startswith("postgres"):
+    if parts is None or not parts.scheme or "://" not in dsn:
         return "<DSN not shown>"  # a DSN we cannot take apart may hold a secret anywhere
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
