@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -132,13 +132,23 @@ class StackInfo(BaseModel):
     shard_dsns: list[str] = Field(min_length=1)
 
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-
-
 def is_loopback(address: str) -> bool:
-    """Whether a `host:port` address, URL or DSN names this machine."""
-    host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """Whether a `host:port` address, URL or DSN names this machine and nothing else: a loopback
+    IP or `localhost`, and no query (libpq would take `?host=` or `hostaddr=` over the URL's)."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (a malformed port, e.g. a second host after a comma, raises)
+    except ValueError:
+        return False
+    return not parts.query and (host == "localhost" or _loopback_ip(host))
+
+
+def _loopback_ip(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class StackFileError(Exception):

@@ -168,3 +168,13 @@ def test_a_service_home_others_may_write_is_refused(private_folder: Path) -> Non
     link.symlink_to(private_folder)
     with pytest.raises(PermissionError):
         root_owned_folder(link)
+
+
+def test_a_server_a_killed_run_left_is_found_and_stopped(server: EmbeddedPostgres) -> None:
+    """What `transfers dev` does first: the folder's server, started by another process."""
+    leftover = EmbeddedPostgres(server.data_dir, port=0)
+    running = server.pid()
+    assert running is not None
+    assert leftover.pid() == running
+    leftover.stop("fast")
+    assert server.pid() is None

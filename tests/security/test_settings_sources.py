@@ -102,6 +102,10 @@ def test_a_stack_file_of_another_user_is_refused(in_a_project: Path) -> None:
         {"temporal_address": "temporal.example.com:7233"},
         {"shard_dsns": ["postgresql://postgres@db.example.com:5432/postgres"]},
         {"ui_url": "http://phish.example.com:8233"},
+        {"temporal_address": "127.evil.example:7233"},
+        {"temporal_address": "localhost.evil.example:7233"},
+        {"shard_dsns": ["postgresql://postgres@127.0.0.1:5432/postgres?host=db.example.com"]},
+        {"shard_dsns": ["postgresql://postgres@127.0.0.1:5432,db.example.com:5432/postgres"]},
     ],
 )
 def test_a_stack_file_naming_another_machine_is_refused(
