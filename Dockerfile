@@ -10,8 +10,9 @@
 # The base image by tag (to read) and by digest (what is pulled): the digest of the tag's
 # multi-architecture index. To move to a newer base: `docker buildx imagetools inspect
 # python:<tag>` prints the index digest; put both in the two FROM lines, then `make constraints`.
+# Debian 13 (trixie), Python's latest 3.11 patch release.
 # Build stage: a virtualenv with the project and its pinned dependencies (wheels only).
-FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS build
+FROM python:3.11.15-slim-trixie@sha256:db3ff2e1800a8581e2c48a27c3995339d47bdf046da21c7627accd3d51053a93 AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY deploy/constraints.txt deploy/build-constraints.txt deploy/
@@ -36,7 +37,7 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/whe
     && /opt/transfers/bin/pip check
 
 # Final stage: the same slim base, the virtualenv, no compilers, a user without privileges.
-FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+FROM python:3.11.15-slim-trixie@sha256:db3ff2e1800a8581e2c48a27c3995339d47bdf046da21c7627accd3d51053a93
 RUN groupadd --system --gid 10001 transfers \
     && useradd --system --uid 10001 --gid transfers --home-dir /app --shell /usr/sbin/nologin transfers
 COPY --from=build /opt/transfers /opt/transfers
@@ -49,5 +50,14 @@ ENV PATH=/opt/transfers/bin:$PATH \
     HEALTH_PORT=8081
 USER transfers:transfers
 EXPOSE 9464 8081
+# Docker's health status from the worker's health endpoint on HEALTH_PORT (the image has Python,
+# no curl). Run the container with an init (`docker run --init`, Compose `init: true`): then
+# Python is not PID 1, children are reaped and SIGTERM reaches the worker as from any parent.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/healthz' % os.environ['HEALTH_PORT'], timeout=4)"]
+# The tag it is built under (`<version>-<git revision>`, deploy/image-tag.sh), for `docker inspect`
+# (last: a new tag rebuilds no layer).
+ARG IMAGE_TAG=unknown
+LABEL org.opencontainers.image.title="transfers" org.opencontainers.image.version="$IMAGE_TAG"
 # SIGTERM (Docker's stop signal) drains the worker: no new tasks, running steps finish.
 CMD ["python", "worker.py"]

@@ -1,4 +1,5 @@
-"""Settings, read once at the edge (environment, `.env`, or a dev stack's `stack.json`)."""
+"""Settings, read once at the edge (environment, `.env`, files in `SECRETS_DIR`, or a dev stack's
+`stack.json`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     ConfigDict,
+    DirectoryPath,
     Field,
     FilePath,
     IPvAnyAddress,
@@ -19,7 +21,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from shards.router import parse_dsns
 from shards.runner import LockStrategy
@@ -68,6 +75,25 @@ class Settings(BaseSettings):
     # logged) decrypt; PAYLOAD_KEY_ID names the one that encrypts. Both or neither.
     payload_keys: SecretStr | None = None
     payload_key_id: str | None = None
+    # SECRETS_DIR (from the environment): a folder of files named like the settings in lower
+    # case (`shard_dsns`, `temporal_api_key`, `payload_keys` ...), each holding that setting's
+    # value: Compose or Kubernetes secrets, which `docker inspect` does not show. The
+    # environment and `.env` win over a file.
+    secrets_dir: DirectoryPath | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        folder = os.environ.get("SECRETS_DIR", "")
+        if folder and Path(folder).is_dir():  # else the field's validation names the problem
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("shard_dsns")
     @classmethod
@@ -90,7 +116,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("payload_keys", "payload_key_id", mode="before")
+    @field_validator("payload_keys", "payload_key_id", "secrets_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

