@@ -1,0 +1,67 @@
+"""README's Deployment section against the files it describes: a version, a path, a secret or a
+number changed in one place and not the other fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+
+
+def _section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme[
+        readme.index("## Deployment\n") : readme.index("\n## ", readme.index("## Deployment\n") + 1)
+    ]
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return compose
+
+
+def test_every_image_is_named_with_its_version() -> None:
+    images = {
+        service["image"]
+        for service in _compose()["services"].values()
+        if not service["image"].startswith("transfers:")
+    }
+    assert {image for image in images if f"`{image}`" not in _section()} == set()
+    base = re.search(r"^FROM (python:[\w.-]+)@", (ROOT / "Dockerfile").read_text(), re.M)
+    assert base is not None
+    assert f"`{base[1]}`" in _section()
+
+
+def test_every_deploy_file_named_exists_and_every_script_is_named() -> None:
+    named = set(re.findall(r"deploy/[\w./-]+\.sh", _section()))
+    assert {path for path in named if not (ROOT / path).is_file()} == set()
+    scripts = {str(path.relative_to(ROOT)) for path in (ROOT / "deploy").rglob("*.sh")}
+    assert scripts - named == set()
+
+
+def test_every_secret_and_its_settings_are_named() -> None:
+    secrets = set(_compose()["secrets"])
+    assert {name for name in secrets if f"`{name}`" not in _section()} == set()
+    environment = {
+        key
+        for service in _compose()["services"].values()
+        for key in service.get("environment", {})
+        if key.endswith("_FILE") or key == "SECRETS_DIR"
+    }
+    assert {key for key in environment if key.removesuffix("_FILE") not in _section()} == set()
+
+
+def test_the_history_shards_and_waits_are_those_of_the_files() -> None:
+    services = _compose()["services"]
+    shards = re.search(r":-(\d+)\}", services["temporal"]["environment"]["NUM_HISTORY_SHARDS"])
+    assert shards is not None
+    assert f"`NUM_HISTORY_SHARDS` is {shards[1]}" in _section()
+    migrate_seconds = services["migrate"]["command"][2]
+    assert f"retries\n`transfers db upgrade` for {migrate_seconds} s" in _section()
+    wait = services["temporal-setup"]["environment"]["WAIT_SECONDS"]
+    assert f"`WAIT_SECONDS` each ({wait})" in _section()
+    assert "docker compose ps -a" in _section()
