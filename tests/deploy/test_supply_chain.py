@@ -70,7 +70,7 @@ BREAKS = {
     ),
     "a base image by tag only": (
         "Dockerfile",
-        lambda text: text.replace("slim-bookworm@sha256:", "slim-bookworm #", 1),
+        lambda text: text.replace("@sha256:", " #", 1),
         "is not pinned by digest",
     ),
     "a build backend by range": (
