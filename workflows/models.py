@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shards.errors import InvalidInput
 from shards.fingerprints import fingerprint_of
-from shards.ledger import MAX_HOLD_TTL_S
-from shards.validation import MAX_AMOUNT
+from shards.validation import MAX_AMOUNT, MAX_HOLD_TTL_S
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
@@ -151,11 +150,16 @@ class AppliedEntry(Model):
     amount: int
     replayed: bool = False
     marker: bool = False
+    # Always 0, never a balance. Workers of the release before require the field: during a
+    # rolling deploy they decode the results of steps new workers ran, and a result without it
+    # would fail the whole transfer (a ValidationError fails the workflow) after money moved.
+    # Remove it in the release after this one.
+    balance_after: int = 0
 
     @model_validator(mode="before")
     @classmethod
     def _ignore_recorded_balance(cls, data: Any) -> Any:
-        """Runs recorded before balances left the history carry `balance_after`: dropped."""
+        """Runs recorded before balances left the history carry a real `balance_after`: dropped."""
         if isinstance(data, dict) and "balance_after" in data:
             return {key: value for key, value in data.items() if key != "balance_after"}
         return data

@@ -51,6 +51,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 REFUND_STUCK = "refund-stuck"
+RESOLVING = "resolving"  # an operator settled the stuck refund by hand; recording it
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,9 @@ class LedgerSaga:
             except Refused as refusal:
                 decision = await self._operator_decision(refusal.error)
             if decision.resolved:
+                # No longer stuck from here: a status read or another decision meanwhile sees
+                # the resolve being applied (the same status: no command, replays unchanged).
+                self._advance(TransferStatus.COMPENSATING, RESOLVING)
                 if self._settles_by_entries():
                     refund = await self._record_settled_by_hand()
                     if refund is not None:  # the ledger refunded first: the operator must not
