@@ -12,14 +12,14 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from shards.enums import HoldStatus
 from shards.errors import BusinessError, HoldNotActive, InfrastructureError
-from shards.ledger import Ledger
 from shards.records import StepResult
-from shards.schema import HoldStatus
 from workflows.models import (
     AppliedEntry,
     CaptureRequest,
@@ -31,6 +31,9 @@ from workflows.models import (
     TransferRequest,
     WithinShardRequest,
 )
+
+if TYPE_CHECKING:  # the worker imports the Ledger; the client imports this module without it
+    from shards.ledger import Ledger
 
 # transfer_id, account_id, amount, currency, fingerprint
 LedgerStep = Callable[[str, str, int, str | None, str | None], Awaitable[StepResult]]

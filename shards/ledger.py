@@ -18,9 +18,10 @@ from shards.errors import (
     SameAccount,
 )
 from shards.fingerprints import fingerprint_of
+from shards.lock_strategy import LockStrategy
 from shards.records import AccountView, HoldView, StepResult
 from shards.router import ShardRouter
-from shards.runner import Applied, LockStrategy, Plan, RetryPolicy, StepRunner, validated_step
+from shards.runner import Applied, Plan, RetryPolicy, StepRunner, validated_step
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.statements import StatementPage, read_statement
 from shards.steps import (
@@ -36,9 +37,14 @@ from shards.steps import (
     plan_take,
     plan_transfer_within_shard,
 )
-from shards.validation import check_account_id, check_amount, check_currency, check_transfer_id
+from shards.validation import (
+    MAX_HOLD_TTL_S,
+    check_account_id,
+    check_amount,
+    check_currency,
+    check_transfer_id,
+)
 
-MAX_HOLD_TTL_S = 30 * 24 * 3600  # 30 days: longer reservations are a different product
 K = EntryKind
 
 

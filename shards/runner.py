@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import psycopg.errors
 from shards.changes import Change, HoldRow, Replay, StepContext
 from shards.compiled import Driver
 from shards.errors import BusinessError, SerializationFailure, VersionConflict
+from shards.lock_strategy import LockStrategy
 from shards.records import StepResult
 from shards.router import ShardRouter
 from shards.shard import Shard
@@ -31,11 +31,6 @@ from shards.steps import Step
 from shards.validation import check_account_id, check_amount, check_currency, check_transfer_id
 
 Plan = Callable[[StepContext], Change | Replay]
-
-
-class LockStrategy(enum.StrEnum):
-    PESSIMISTIC = "pessimistic"
-    OPTIMISTIC = "optimistic"
 
 
 @dataclass(frozen=True)

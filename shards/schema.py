@@ -24,6 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Re-exported: the enum columns' values have their own module (no SQLAlchemy to import them).
+from shards.enums import AccountStatus as AccountStatus
+from shards.enums import EntryKind as EntryKind
+from shards.enums import HoldStatus as HoldStatus
+
 MinorUnits = Annotated[int, mapped_column(BigInteger, nullable=False)]
 DbTimestamp = Annotated[
     datetime, mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
@@ -31,29 +36,6 @@ DbTimestamp = Annotated[
 Identifier = Annotated[str, mapped_column(Text, nullable=False)]
 
 ID_CHECK = "~ '^[A-Za-z0-9_.:-]{1,64}$'"
-
-
-class AccountStatus(enum.StrEnum):
-    OPEN = "open"
-    FROZEN = "frozen"
-    CLOSED = "closed"
-
-
-class EntryKind(enum.StrEnum):
-    DEBIT = "debit"
-    CREDIT = "credit"
-    REFUND = "refund"
-    HOLD = "hold"
-    CAPTURE = "capture"
-    RELEASE = "release"
-    DEPOSIT = "deposit"
-    WITHDRAWAL = "withdrawal"
-
-
-class HoldStatus(enum.StrEnum):
-    ACTIVE = "active"
-    CAPTURED = "captured"
-    RELEASED = "released"
 
 
 def _one_of(column: str, values: type[enum.StrEnum]) -> str:

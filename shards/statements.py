@@ -22,9 +22,8 @@ from sqlalchemy import select
 from shards.errors import AccountNotFound, InvalidCursor, InvalidInput
 from shards.router import ShardRouter
 from shards.schema import accounts, entries
-from shards.validation import MAX_AMOUNT, check_account_id
+from shards.validation import MAX_AMOUNT, MAX_PAGE, check_account_id
 
-MAX_PAGE = 1_000
 _CURSOR_PREFIX = "entries-before:"
 _ENTRY_ID = re.compile(r"[1-9][0-9]{0,18}")  # ASCII digits only, a positive BIGINT at most
 

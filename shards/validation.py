@@ -9,6 +9,8 @@ from shards.errors import InvalidAccountId, InvalidAmount, InvalidCurrency, Inva
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 MAX_AMOUNT = 2**63 - 1  # PostgreSQL BIGINT
+MAX_HOLD_TTL_S = 30 * 24 * 3600  # 30 days: longer reservations are a different product
+MAX_PAGE = 1_000  # entries a statement page holds at most (shards.statements)
 
 
 def _describe(value: object) -> str:

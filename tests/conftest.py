@@ -11,9 +11,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
+from shards.lock_strategy import LockStrategy
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
-from shards.runner import LockStrategy
 from tests.support.shard_servers import shard_dsns
 from transfers.devstack.temporal_server import dev_stack_executable
 from workflows.search_attributes import REGISTRATION

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from shards.errors import InvalidTtl
-from shards.ledger import MAX_HOLD_TTL_S
+from shards.validation import MAX_HOLD_TTL_S
 
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?P<number>-?\d+(?:\.\d+)?)(?P<unit>[smhd])")

@@ -7,6 +7,7 @@ import json
 import os
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,13 +29,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from shards.router import parse_dsns
-from shards.runner import LockStrategy
-from shards.shard import PoolSettings
+from shards.lock_strategy import LockStrategy
 from transfers.payload_keys import parse_payload_keys
 from transfers.private_files import write_private
+from transfers.stack_location import DEFAULT_DATA_DIR
 
-DEFAULT_DATA_DIR = Path(".transfers")
+if TYPE_CHECKING:
+    from shards.shard import PoolSettings
+
 STACK_FILE = "stack.json"
 
 
@@ -131,10 +133,16 @@ class Settings(BaseSettings):
             raise ValueError(f"PAYLOAD_KEY_ID {self.payload_key_id} is not among the PAYLOAD_KEYS")
         return self
 
+    # The shard modules are imported when used: they bring SQLAlchemy and psycopg, which a
+    # Temporal-only command (and `transfers --help`) does without.
     def dsn_list(self) -> list[str]:
+        from shards.router import parse_dsns
+
         return parse_dsns(self.shard_dsns)
 
     def pool(self) -> PoolSettings:
+        from shards.shard import PoolSettings
+
         return PoolSettings(pool_size=self.shard_pool_size)
 
 

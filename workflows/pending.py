@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from shards.enums import EntryKind
     from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
-    from shards.schema import EntryKind
     from transfers.readable import Readable
     from workflows import policies
     from workflows.models import (

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
 from shards.errors import HoldNotActive, InvalidAmount
-from shards.ledger import MAX_HOLD_TTL_S
+from shards.validation import MAX_HOLD_TTL_S
 from tests.pending.conftest import Held, PendingFor
 from tests.workflows.conftest import Accounts
 from transfers.client import TransferNotFound, TransfersClient, workflow_id

@@ -18,9 +18,10 @@ from shards.errors import (
     InsufficientFunds,
     InvalidTtl,
 )
-from shards.ledger import MAX_HOLD_TTL_S, Ledger
+from shards.ledger import Ledger
 from shards.records import StepResult
 from shards.steps import Step, plan_release
+from shards.validation import MAX_HOLD_TTL_S
 from tests.shards.support import NewId, entry_kinds, open_funded
 
 LAPSE_S = 1.2  # a little past a 1 s time-to-live

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from shards.errors import AccountNotFound, InvalidCursor, InvalidInput
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from shards.statements import MAX_PAGE, encode_cursor
+from shards.statements import encode_cursor
+from shards.validation import MAX_PAGE
 from tests.shards.support import NewId, entry_kinds, ids_on_shard, open_funded
 from tests.support.statements import SIGN, recomputed_balance, statement_pages
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shards.runner import LockStrategy
+from shards.lock_strategy import LockStrategy
 from transfers.bench import Measurement
 from transfers.bench.resources import Usage
 

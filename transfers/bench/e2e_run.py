@@ -18,9 +18,9 @@ from sqlalchemy import text
 from temporalio.client import Client
 
 from shards.audit import run_audit
+from shards.lock_strategy import LockStrategy
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
-from shards.runner import LockStrategy
 from transfers.bench import Measurement, Operation, Sample, measure
 from transfers.bench.e2e import (
     BASELINE,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from shards.errors import BusinessError, InfrastructureError
 from shards.ledger import Ledger
+from shards.lock_strategy import LockStrategy
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
-from shards.runner import LockStrategy
 from shards.schema import EntryKind
 from transfers.bench import Measurement, Operation, Sample, measure
 from transfers.bench.plain_loop import PlainLoop

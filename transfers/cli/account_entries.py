@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from shards.statements import MAX_PAGE, StatementEntry, StatementPage
+from shards.validation import MAX_PAGE
 from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
 from transfers.money import format_amount
+
+if TYPE_CHECKING:
+    from shards.statements import StatementEntry, StatementPage
 
 
 def entry_json(entry: StatementEntry, currency: str) -> dict[str, Any]:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from shards.ledger import Ledger
-from shards.records import AccountView, StepResult
-from shards.schema import AccountStatus, EntryKind
 from transfers.cli.account_entries import entries_command
 from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
 from transfers.money import exponent, format_amount, parse_amount
+
+if TYPE_CHECKING:  # the shard modules come with the Ledger that run_with_ledger opens
+    from shards.ledger import Ledger
+    from shards.records import AccountView, StepResult
 
 accounts_app = typer.Typer(
     help="Accounts on the shards (direct shard access, no Temporal).", no_args_is_help=True
@@ -75,7 +76,7 @@ def open_command(
 
 
 def _move_money(
-    kind: EntryKind,
+    kind: Literal["deposit", "withdrawal"],
     account_id: str,
     amount_text: str,
     entry_id: str,
@@ -87,7 +88,7 @@ def _move_money(
     async def operation(ledger: Ledger) -> tuple[StepResult, str]:
         currency = (await ledger.get_account(account_id)).currency
         amount = parse_amount(amount_text, currency)
-        apply = ledger.deposit if kind == EntryKind.DEPOSIT else ledger.withdraw
+        apply = ledger.deposit if kind == "deposit" else ledger.withdraw
         return await apply(entry_id, account_id, amount, currency), currency
 
     result, currency = run_with_ledger(stack, as_json, operation)
@@ -125,7 +126,7 @@ def deposit_command(
 ) -> None:
     """Add money to an account from outside the system."""
     entry_id = entry_id or f"dep-{uuid.uuid4()}"
-    _move_money(EntryKind.DEPOSIT, account_id, amount, entry_id, stack, as_json)
+    _move_money("deposit", account_id, amount, entry_id, stack, as_json)
 
 
 @accounts_app.command("withdraw")
@@ -138,12 +139,19 @@ def withdraw_command(
 ) -> None:
     """Take money out of an account to outside the system."""
     entry_id = entry_id or f"wd-{uuid.uuid4()}"
-    _move_money(EntryKind.WITHDRAWAL, account_id, amount, entry_id, stack, as_json)
+    _move_money("withdrawal", account_id, amount, entry_id, stack, as_json)
 
 
-def _set_status(account_id: str, status: AccountStatus, stack: StackOption, as_json: bool) -> None:
+def _set_status(
+    account_id: str,
+    status: Literal["open", "frozen", "closed"],
+    stack: StackOption,
+    as_json: bool,
+) -> None:
     async def operation(ledger: Ledger) -> AccountView:
-        await ledger.set_status(account_id, status)
+        from shards.enums import AccountStatus
+
+        await ledger.set_status(account_id, AccountStatus(status))
         return await ledger.get_account(account_id)
 
     _show(run_with_ledger(stack, as_json, operation), as_json)
@@ -154,7 +162,7 @@ def freeze_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
     """Refuse every debit and credit until unfrozen."""
-    _set_status(account_id, AccountStatus.FROZEN, stack, as_json)
+    _set_status(account_id, "frozen", stack, as_json)
 
 
 @accounts_app.command("unfreeze")
@@ -162,7 +170,7 @@ def unfreeze_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
     """Open a frozen account again."""
-    _set_status(account_id, AccountStatus.OPEN, stack, as_json)
+    _set_status(account_id, "open", stack, as_json)
 
 
 @accounts_app.command("close")
@@ -170,7 +178,7 @@ def close_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
     """Close an empty account for good."""
-    _set_status(account_id, AccountStatus.CLOSED, stack, as_json)
+    _set_status(account_id, "closed", stack, as_json)
 
 
 @accounts_app.command("show")

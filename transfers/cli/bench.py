@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
-from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from transfers.bench.shards import BenchOptions, ScenarioResult, run_shard_bench, temporary_shards
 from transfers.cli import bench_e2e
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -26,6 +23,11 @@ from transfers.cli.common import (
     run,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from transfers.bench.shards import ScenarioResult
 
 bench_app = typer.Typer(
     help="Benchmarks: figures to compare, not pass/fail tests.", no_args_is_help=True
@@ -47,6 +49,8 @@ def shards_command(
     Uses the shards of SHARD_DSNS or of a running dev stack; with neither, starts three durable
     embedded PostgreSQL servers for the run and removes them afterwards.
     """
+    from transfers.bench.shards import BenchOptions, run_shard_bench
+
     settings = settings_from(stack, as_json)
     options = BenchOptions(duration_s=duration_s, concurrency=concurrency, accounts=accounts)
     try:
@@ -63,6 +67,8 @@ class _LiveView:
     """A line per running scenario above the table of the finished ones."""
 
     def __init__(self) -> None:
+        from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
         self.bars = Progress(
             TextColumn("{task.description}"),
             TextColumn("{task.fields[pairs]:>7} pairs"),
@@ -108,6 +114,8 @@ def _live(view: _LiveView, as_json: bool) -> Iterator[None]:
     if as_json:  # stdout carries the JSON object only
         yield
         return
+    from rich.live import Live
+
     with Live(view, console=console, refresh_per_second=4):
         yield
 
@@ -119,6 +127,8 @@ def _shards(given: list[str] | None, as_json: bool) -> Iterator[list[str]]:
         return
     if not as_json:
         errors.print("no SHARD_DSNS and no dev stack: starting 3 temporary durable shards")
+    from transfers.bench.shards import temporary_shards
+
     with contextlib.ExitStack() as stack:
         try:
             dsns = stack.enter_context(temporary_shards())

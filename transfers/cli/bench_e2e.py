@@ -6,7 +6,6 @@ the audit found money made or lost; 2 bad input.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
@@ -15,12 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from shards.errors import InfrastructureError
-from shards.runner import LockStrategy
+from shards.lock_strategy import LockStrategy
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -34,12 +32,12 @@ from transfers.cli.common import (
     settings_from,
 )
 from transfers.durations import EXAMPLES, parse_seconds
-from transfers.settings import Settings
 from transfers.terminal import styled
 
 if TYPE_CHECKING:
     from transfers.bench.e2e import E2EOptions, E2EReport, ScenarioResult
     from transfers.bench.e2e_run import BenchStack
+    from transfers.settings import Settings
 
 DEFAULT_PLOT = Path("bench-e2e.png")
 
@@ -92,6 +90,8 @@ def e2e_command(
     scenario runs on a worker process of its own; the closed-loop ones take turns in --rounds.
     Takes about 10 x --duration, plus the drain of --inflight transfers.
     """
+    import asyncio
+
     from transfers.bench.e2e import E2EOptions
     from transfers.bench.plot import INSTALL_HINT, plot_available
     from transfers.devstack.processes import StackError
@@ -143,6 +143,8 @@ def _fractions(text: str, as_json: bool) -> tuple[float, ...]:
 
 
 async def _run(options: E2EOptions, settings: Settings | None) -> E2EReport:
+    import asyncio
+
     from transfers.bench.e2e_stack import embedded_stack, given_stack
 
     this = asyncio.current_task()
@@ -185,6 +187,8 @@ class _LiveView:
 @contextlib.contextmanager
 def _live(view: _LiveView) -> Iterator[None]:
     """Progress on stderr, so stdout keeps the table or the JSON object alone."""
+    from rich.live import Live
+
     with Live(view, console=errors, refresh_per_second=2, transient=True):
         yield
 

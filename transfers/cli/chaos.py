@@ -5,11 +5,7 @@ Exit codes: 0 no violation; 1 violations, or the stack failed; 2 bad input.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import shutil
 import signal
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -59,7 +55,12 @@ def chaos_command(
     as_json: JsonOption = False,
 ) -> None:
     """Start a stack, move money under faults, then check that no cent was made or lost."""
-    # Imported here: the Temporal SDK would add half a second to every other command's start.
+    # Imported here, asyncio too: every other command's start-up (and --help) goes without.
+    import asyncio
+    import secrets
+    import shutil
+    import tempfile
+
     from transfers.chaos.run import ChaosOptions
     from transfers.chaos.schedule import build_schedule
     from transfers.devstack.processes import StackError
@@ -93,6 +94,8 @@ def chaos_command(
 
 
 async def _run(options: ChaosOptions, schedule: list[Fault]) -> ChaosReport:
+    import asyncio
+
     from transfers.chaos.progress import ChaosProgress
     from transfers.chaos.run import ChaosRun
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -35,6 +34,8 @@ def register(app: typer.Typer) -> None:
         """Serve /encode and /decode for the Temporal Web UI (its --ui-codec-endpoint) until
         Ctrl-C, with the keys of PAYLOAD_KEYS."""
         # Imported here: the codec brings the Temporal SDK and cryptography, other commands not.
+        import logging
+
         from transfers.codec_server import CodecServer, origin_of
         from transfers.payload_codec import EncryptionCodec
 

@@ -2,11 +2,14 @@
 
 Exit codes: 0 success; 1 the operation failed (refused, shard or Temporal unreachable);
 2 bad input (malformed arguments, unknown currency, garbage stack.json). No traceback for either.
+
+Start-up: `transfers --help` imports every command module, so these modules import at the top only
+Typer, Rich and light modules of ours; settings (pydantic), the shards (SQLAlchemy, psycopg) and
+Temporal are imported inside the functions that use them (tests/cli/test_startup_imports.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -14,18 +17,17 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError
 
 from shards.errors import BusinessError, InfrastructureError, InvalidInput
-from shards.ledger import Ledger
-from shards.router import ShardRouter
 from transfers.payload_keys import PayloadKeyError
-from transfers.settings import Settings, StackFileError, load_settings, settings_problem
 from transfers.terminal import InertConsole, styled
+
+if TYPE_CHECKING:
+    from shards.ledger import Ledger
+    from transfers.settings import Settings
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -65,6 +67,10 @@ def fail(
 
 
 def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
+    from pydantic import ValidationError
+
+    from transfers.settings import StackFileError, load_settings, settings_problem
+
     try:
         return load_settings(stack)
     except StackFileError as error:
@@ -75,6 +81,8 @@ def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
 
 def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
     """Run a command's coroutine, turning known failures into one line and an exit code."""
+    import asyncio
+
     try:
         return asyncio.run(action())  # type: ignore[arg-type]
     except CliError as error:
@@ -94,6 +102,11 @@ def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
 @asynccontextmanager
 async def open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
     """The shards as a Ledger, disposed afterwards; a garbled SHARD_DSNS is bad input (exit 2)."""
+    from sqlalchemy.exc import ArgumentError
+
+    from shards.ledger import Ledger
+    from shards.router import ShardRouter
+
     try:
         router = ShardRouter.from_dsns(settings.dsn_list(), settings.pool())
     except (ValueError, ArgumentError) as error:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from shards.migrate import upgrade
-from shards.shard import redact, sqlalchemy_url
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -32,6 +29,11 @@ def upgrade_command(
     as_json: JsonOption = False,
 ) -> None:
     """Upgrade the schema of every shard (idempotent, safe to run concurrently)."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from shards.migrate import upgrade
+    from shards.shard import redact, sqlalchemy_url
+
     settings = settings_from(stack, as_json)
     try:
         dsns = settings.dsn_list()

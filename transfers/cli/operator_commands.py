@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from transfers.cli.common import (
     EXIT_FAILED,
@@ -31,11 +30,11 @@ from transfers.cli.transfer_commands import (
     outcome_line,
     temporal_client,
 )
-from transfers.settings import Settings
-from workflows.models import TransferOutcome, check_note
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient
+    from transfers.settings import Settings
+    from workflows.models import TransferOutcome
 
 NoWaitOption = Annotated[
     bool, typer.Option("--no-wait", help="Return once the Update is accepted, not at the end.")
@@ -65,6 +64,8 @@ def _decide(
     settings = settings_from(stack, as_json)
 
     async def action() -> tuple[TransferOutcome, str]:
+        from workflows.models import check_note
+
         if note is not None:
             check_note(note)  # bad input, before any server is asked
         async with _operator_client(settings) as client:
@@ -75,7 +76,7 @@ def _decide(
     emit(
         {**outcome_json(outcome), "ui_link": link},
         as_json,
-        lambda: console.print(Text(f"{outcome_line(outcome)}\n{link}")),
+        lambda: console.print(outcome_line(outcome), link, sep="\n"),
     )
     from workflows.saga import REFUND_STUCK  # loaded with the client already
 

@@ -24,10 +24,10 @@ from transfers.cli.transfer_commands import (
     temporal_client,
 )
 from transfers.money import format_amount, parse_amount
-from workflows.models import TransferOutcome, TransferStatus
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient, TransferSummary
+    from workflows.models import TransferOutcome
 
 
 async def _pending_summary(client: TransfersClient, transfer_id: str) -> TransferSummary:
@@ -84,6 +84,8 @@ def post_command(
             minor = None if amount is None else parse_amount(amount, summary.currency)
             outcome = await client.post(transfer_id, minor)
             return outcome, _decision_json(outcome, summary, client.ui_link(transfer_id))
+
+    from workflows.models import TransferStatus
 
     outcome, data = run(action, as_json)
     _show(outcome, data, as_json)

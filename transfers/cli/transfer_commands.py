@@ -8,12 +8,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
-from shards.audit import AuditReport, WorkflowEnded, run_audit
-from shards.shard import translate_error
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -31,17 +27,13 @@ from transfers.cli.common import (
 )
 from transfers.durations import parse_hold_timeout
 from transfers.money import format_amount, parse_amount
-from transfers.settings import Settings
 from transfers.terminal import styled
-from workflows.models import (
-    PendingTransferRequest,
-    TransferOutcome,
-    TransferRequest,
-    TransferStatus,
-)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK
+    from shards.audit import AuditReport, WorkflowEnded
     from transfers.client import TransfersClient, TransferSummary
+    from transfers.settings import Settings
+    from workflows.models import TransferOutcome, TransferRequest
 
 TransferArgument = Annotated[str, typer.Argument(metavar="TRANSFER_ID", help="Transfer id.")]
 
@@ -70,6 +62,8 @@ def outcome_json(outcome: TransferOutcome) -> dict[str, Any]:
 
 
 def outcome_line(outcome: TransferOutcome) -> str:
+    from workflows.models import TransferStatus
+
     reason = "" if outcome.error is None else f": {outcome.error.type}: {outcome.error.message}"
     until = ""
     if outcome.status == TransferStatus.HELD and outcome.expires_at is not None:
@@ -79,6 +73,8 @@ def outcome_line(outcome: TransferOutcome) -> str:
 
 def _refused(outcome: TransferOutcome) -> bool:
     """Final without the money arriving: the command failed (exit 1)."""
+    from workflows.models import TransferStatus
+
     return outcome.status.final and outcome.status != TransferStatus.COMPLETED
 
 
@@ -91,6 +87,10 @@ async def _build_request(
     currency: str | None,
     memo: str | None,
 ) -> TransferRequest:
+    from pydantic import ValidationError
+
+    from workflows.models import TransferRequest
+
     check_transfer_id(transfer_id)
     check_account_id(source)
     check_account_id(target)
@@ -145,6 +145,8 @@ def submit_command(
     """Start a transfer (a saga on Temporal) and wait for its final status.
 
     With --pending, hold the amount on the source and return once it is HELD."""
+    from workflows.models import PendingTransferRequest
+
     settings = settings_from(stack, as_json)
     chosen_id = transfer_id or f"t-{uuid.uuid4().hex}"
     if pending != (timeout is not None):
@@ -239,6 +241,8 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Recent transfers, newest first (a visibility query on the search attributes)."""
+    from workflows.models import TransferStatus
+
     try:
         wanted = None if status is None else TransferStatus(status.upper())
     except ValueError:
@@ -386,6 +390,11 @@ def audit_command(
     workflow_ended = None if idle or no_temporal else _ask_temporal(settings)
 
     async def action() -> AuditReport:
+        from sqlalchemy.exc import DBAPIError
+
+        from shards.audit import run_audit
+        from shards.shard import translate_error
+
         async with open_ledger(settings) as ledger:
             try:
                 return await run_audit(ledger.router, workflow_ended=workflow_ended, quiet=idle)

@@ -1,0 +1,13 @@
+"""How a step guards its rows against concurrent writers (shards.runner runs either).
+
+Its own module: settings and the CLI name it without loading the database driver.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class LockStrategy(enum.StrEnum):
+    PESSIMISTIC = "pessimistic"
+    OPTIMISTIC = "optimistic"
