@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
 
 import psycopg
 import psycopg.errors
@@ -31,20 +31,30 @@ def sqlalchemy_url(dsn: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+_LOCATION = re.compile(r"(?P<host>[A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?P<port>:[0-9]{1,5})?")
+_DATABASE = re.compile(r"/[A-Za-z0-9_.-]*")
+NOT_SHOWN = "<DSN not shown>"
+
+
 def redact(dsn: str) -> str:
     """Which server a DSN names, safe for logs and error messages: scheme, host, port and
-    database only. No user, no query (`?password=`, `sslpassword=`), and the host is what
-    follows the last `@`, so a password holding an `@` shows none of itself."""
-    try:
-        parts = urlsplit(dsn.strip())
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        parts, port = None, ""
-    if parts is None or not parts.scheme or "://" not in dsn:
-        return "<DSN not shown>"  # a DSN we cannot take apart may hold a secret anywhere
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    database only. The host is what follows the last `@` (a password may hold `@` or `/`); a
+    DSN that does not take apart cleanly is not shown at all (it may hold a secret anywhere: a
+    key=value DSN, an `@` in a query)."""
+    scheme, separator, rest = dsn.strip().partition("://")
+    credentials, _at, after = rest.rpartition("@")
+    location, slash, tail = after.partition("/")
+    database = f"/{re.split(r'[?#]', tail, maxsplit=1)[0]}" if slash else ""
+    location = re.split(r"[?#]", location, maxsplit=1)[0]
+    if (
+        not separator
+        or re.search(r"[?#]", credentials)  # an `@` in a query or fragment: its end is shown
+        or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme)
+        or not _LOCATION.fullmatch(location)
+        or (database and not _DATABASE.fullmatch(database))
+    ):
+        return NOT_SHOWN
+    return f"{scheme}://{location}{database}"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from transfers.payload_codec import EncryptionCodec
 from transfers.payload_keys import PayloadKeyError
+from transfers.terminal import inert
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # the UI sends one event's payloads; Temporal caps one at 2 MB
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -130,4 +131,4 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        log.info("%s %s", self.address_string(), inert(format % args))  # the path is anyone's

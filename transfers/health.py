@@ -1,16 +1,22 @@
-"""`GET /healthz` for orchestrators: 200 while the worker polls and every shard answers, else 503.
+"""The worker's health as `/healthz` reports it: polling, Temporal answering, every shard answering.
 
-The body lists what is wrong, one line each (shard names, never DSNs), so that `curl` or a
-Kubernetes event says why a worker was taken out of service.
+A flood of health requests must not reach the ledger, so the dependencies are probed at most once
+per CACHE_S, callers meanwhile share the probe in flight, and each shard is asked on a connection
+of its own (application_name `transfers-health`), never on the activities' pool. What is down is
+named (shard-1, Temporal) without the driver's message, which carries hosts and user names; the
+worker's log has the full reason, once per change.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -19,84 +25,147 @@ from shards.router import ShardRouter
 from shards.shard import Shard
 
 PROBE_TIMEOUT_S = 2.0
-REQUEST_TIMEOUT_S = 5.0
-LISTEN_HOST = "0.0.0.0"  # noqa: S104 - probed from outside the container or pod
+# An orchestrator asks every few seconds; a second is as fresh as any of them needs.
+CACHE_S = 1.0
+APPLICATION_NAME = "transfers-health"
 
-Check = Callable[[], Awaitable[list[str]]]
+log = logging.getLogger("transfers.health")
 
 
 async def ping_shard(shard: Shard) -> None:
-    """One `SELECT 1` on the shard; its infrastructure error when it does not answer."""
+    """One `SELECT 1` on the shard's pool; its infrastructure error when it does not answer."""
     async with shard.begin() as connection:
         await connection.execute(text("SELECT 1"))
 
 
 @dataclass(frozen=True)
-class WorkerHealth:
-    """What a healthy worker needs: running, Temporal answering, every shard answering."""
+class Problem:
+    """What /healthz says (`line`: no host, user or DSN) and what the log says (`detail`)."""
 
-    worker: Worker
-    client: Client
-    router: ShardRouter
+    line: str
+    detail: str
 
-    async def problems(self) -> list[str]:
+
+class ShardLine:
+    """One shard's dedicated health connection: opened on first use, dropped after any failure."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.name = shard.name
+        # the pool's own URL, password included, in the form libpq reads
+        url = shard.engine.url.set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def ping(self) -> None:
+        try:
+            if self._connection is not None and await self._still_answers(self._connection):
+                return
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._conninfo,
+                autocommit=True,
+                application_name=APPLICATION_NAME,
+                connect_timeout=math.ceil(PROBE_TIMEOUT_S),
+            )
+            await self._connection.execute("SELECT 1")
+        except BaseException:  # a timeout may have cut a query short: never reuse it
+            await self.close()
+            raise
+
+    async def _still_answers(self, connection: psycopg.AsyncConnection[Any]) -> bool:
+        try:
+            await connection.execute("SELECT 1")
+        except psycopg.OperationalError:  # dropped since (a restart, a failover): ask anew
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
+class HealthProbe:
+    """`check()`: the problems of the worker, none when healthy.
+
+    Polling is asked each time (it costs nothing); the dependencies are probed at most once per
+    `cache_s`. A liveness endpoint can ask `polling_problem()` alone, a readiness endpoint both.
+    """
+
+    def __init__(
+        self, worker: Worker, client: Client, router: ShardRouter, *, cache_s: float = CACHE_S
+    ) -> None:
+        self.worker = worker
+        self.client = client
+        self.cache_s = cache_s
+        self._lines = [ShardLine(shard) for shard in router.shards]
+        self._probe: asyncio.Task[list[Problem]] | None = None
+        self._found: list[Problem] = []
+        self._found_at = -math.inf
+
+    async def check(self) -> list[str]:
+        polling = self.polling_problem()
+        return [polling] if polling else await self.dependency_problems()
+
+    def polling_problem(self) -> str | None:
         if not self.worker.is_running or self.worker.is_shutdown:
-            return ["worker is not polling"]
-        probes = [self._temporal(), *(self._shard(shard) for shard in self.router.shards)]
-        return [problem for problem in await asyncio.gather(*probes) if problem]
+            return "worker is not polling"
+        return None
 
-    async def _temporal(self) -> str | None:
+    async def dependency_problems(self) -> list[str]:
+        """Temporal's and each shard's problem, from a probe at most `cache_s` old."""
+        if asyncio.get_running_loop().time() - self._found_at >= self.cache_s:
+            if self._probe is None:
+                self._probe = asyncio.create_task(self._run_probe())
+            # shielded: a request that goes away must not cancel the probe others wait for
+            await asyncio.shield(self._probe)
+        return [problem.line for problem in self._found]
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+        for line in self._lines:
+            await line.close()
+
+    async def _run_probe(self) -> list[Problem]:
+        try:
+            checks = [self._temporal(), *(self._shard(line) for line in self._lines)]
+            found = [problem for problem in await asyncio.gather(*checks) if problem]
+            self._log_change(found)
+            self._found, self._found_at = found, asyncio.get_running_loop().time()
+            return found
+        finally:
+            self._probe = None
+
+    async def _temporal(self) -> Problem | None:
         try:
             await self.client.service_client.check_health(
                 timeout=timedelta(seconds=PROBE_TIMEOUT_S)
             )
         except Exception as error:  # any failure to answer is the finding
-            return f"Temporal does not answer: {type(error).__name__}"
+            return Problem("Temporal does not answer", _reason(error))
         return None
 
-    async def _shard(self, shard: Shard) -> str | None:
+    async def _shard(self, line: ShardLine) -> Problem | None:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
-                await ping_shard(shard)
+                await line.ping()
         except Exception as error:  # any failure to answer is the finding
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return f"{shard.name} does not answer: {reason}"
+            return Problem(f"{line.name} does not answer", _reason(error))
         return None
 
-
-async def serve_health(port: int, check: Check) -> asyncio.Server:
-    """Answer GET /healthz on `port` with what `check` finds, until the server is closed."""
-
-    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                request_line = await reader.readline()
-                while (await reader.readline()).strip():  # the headers: not needed
-                    pass
-                writer.write(await _response(request_line, check))
-                await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass  # a probe that went away
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(respond, LISTEN_HOST, port)
+    def _log_change(self, found: list[Problem]) -> None:
+        if [problem.line for problem in found] == [problem.line for problem in self._found]:
+            return
+        for problem in found:
+            log.warning("health: %s: %s", problem.line, problem.detail)
+        if not found:
+            log.info("health: Temporal and every shard answer again")
 
 
-async def _response(request_line: bytes, check: Check) -> bytes:
-    method, path, *_ = [*request_line.decode("latin-1").split(), "", ""]
-    if method != "GET" or path.split("?")[0] != "/healthz":
-        return _http(404, "Not Found", "only GET /healthz is served\n")
-    problems = await check()
-    if problems:
-        return _http(503, "Service Unavailable", "".join(f"{line}\n" for line in problems))
-    return _http(200, "OK", "ok\n")
-
-
-def _http(status: int, reason: str, body: str) -> bytes:
-    payload = body.encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + payload
+def _reason(error: Exception) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {PROBE_TIMEOUT_S:g}s"
+    first_line = str(error).strip().splitlines()[:1]
+    return first_line[0] if first_line else type(error).__name__

@@ -46,15 +46,14 @@ STEP_RETRIES = "transfers_step_retries"
 WRITE_CONFLICTS = "transfers_write_conflicts"
 # A step is a millisecond transaction unless it waits on a row lock (seconds, up to lock_timeout).
 STEP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-LISTEN_HOST = "0.0.0.0"  # noqa: S104 - scraped from outside the container or pod
 
 
-def prometheus_runtime(port: int) -> Runtime:
-    """A Temporal runtime that serves every metric at http://<host>:<port>/metrics."""
+def prometheus_runtime(bind_address: str) -> Runtime:
+    """A Temporal runtime that serves every metric at http://<bind_address>/metrics."""
     return Runtime(
         telemetry=TelemetryConfig(
             metrics=PrometheusConfig(
-                bind_address=f"{LISTEN_HOST}:{port}",
+                bind_address=bind_address,
                 counters_total_suffix=True,
                 durations_as_seconds=True,
                 histogram_bucket_overrides={STEP_DURATION: STEP_BUCKETS_S},

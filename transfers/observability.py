@@ -1,11 +1,13 @@
 """What a worker exposes for operators, built once from settings: Prometheus metrics
-(METRICS_PORT), /healthz (HEALTH_PORT) and optional OpenTelemetry tracing (OTEL_TRACING)."""
+(METRICS_HOST:METRICS_PORT), /healthz (HEALTH_HOST:HEALTH_PORT) and optional OpenTelemetry
+tracing (OTEL_TRACING)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 
 from temporalio.client import Client
 from temporalio.common import MetricMeter
@@ -14,7 +16,8 @@ from temporalio.worker import Interceptor, Worker
 
 from shards.router import ShardRouter
 from shards.runner import RetryPolicy
-from transfers.health import WorkerHealth, serve_health
+from transfers.health import HealthProbe
+from transfers.health_server import serve_health
 from transfers.metrics import counted_retry_policy, prometheus_runtime
 from transfers.settings import Settings
 from transfers.tracing import TracingUnavailable, tracing_interceptors
@@ -30,19 +33,20 @@ class Observability:
 
     runtime: Runtime | None
     interceptors: list[Interceptor]
+    health_host: str
     health_port: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Observability:
+        address = socket_address(settings.metrics_host, settings.metrics_port)
         try:
             interceptors = tracing_interceptors(settings)
-            port = settings.metrics_port
-            runtime = prometheus_runtime(port) if port else None
+            runtime = prometheus_runtime(address) if settings.metrics_port else None
         except TracingUnavailable as error:
             raise ObservabilityError(str(error)) from None
         except ValueError as error:  # the SDK's "Failed starting Prometheus exporter: ..."
-            raise ObservabilityError(f"METRICS_PORT {port}: {error}") from None
-        return cls(runtime, interceptors, settings.health_port)
+            raise ObservabilityError(f"METRICS_HOST:METRICS_PORT {address}: {error}") from None
+        return cls(runtime, interceptors, str(settings.health_host), settings.health_port)
 
     @property
     def meter(self) -> MetricMeter:
@@ -60,13 +64,20 @@ class Observability:
         if self.health_port == 0:
             yield
             return
-        check = WorkerHealth(worker, client, router).problems
+        probe = HealthProbe(worker, client, router)
         try:
-            server = await serve_health(self.health_port, check)
+            server = await serve_health(self.health_host, self.health_port, probe.check)
         except OSError as error:
-            raise ObservabilityError(f"HEALTH_PORT {self.health_port}: {error}") from None
+            address = f"{self.health_host} port {self.health_port}"
+            raise ObservabilityError(f"HEALTH_HOST/HEALTH_PORT {address}: {error}") from None
         try:
             yield
         finally:
             server.close()
             await server.wait_closed()
+            await probe.close()
+
+
+def socket_address(host: IPv4Address | IPv6Address, port: int) -> str:
+    """`host:port`, the IPv6 host in brackets."""
+    return f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"

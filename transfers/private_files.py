@@ -22,11 +22,12 @@ def open_private(path: Path, flags: int) -> int:
 
 
 def make_private(folder: Path) -> None:
-    """Take group and other permissions off `folder` and everything in it that we own (a data
-    dir an older version left readable to all); links are neither followed nor changed."""
-    me = os.geteuid()
-    for root, folders, files in os.walk(folder):
-        for path in [Path(root), *(Path(root) / name for name in [*folders, *files])]:
-            info = path.lstat()
-            if info.st_uid == me and not path.is_symlink() and info.st_mode & 0o077:
-                path.chmod(info.st_mode & 0o700)
+    """Close `folder` to group and others if it is ours: whatever an older version left readable
+    inside is then out of their reach. Through a descriptor: a link swapped in is not followed."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(descriptor)
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.fchmod(descriptor, info.st_mode & 0o700)
+    finally:
+        os.close(descriptor)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import IPv4Address, ip_address
+import re
+import stat
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -166,23 +167,29 @@ class StackInfo(BaseModel):
     shard_dsns: list[str] = Field(min_length=1)
 
 
+# The servers a dev stack names, in exactly the forms `transfers dev` writes: parsers differ
+# on anything else (libpq reads `#?host=` and `host1,host2` in a URL; the SDK splits
+# `a:1\\@localhost:2` elsewhere than urllib), so a looser check could be led off this machine.
+_LOOPBACK = r"(?:127\.0\.0\.1|localhost|\[::1\])"
+_LOOPBACK_ADDRESS = re.compile(rf"{_LOOPBACK}:[0-9]{{1,5}}")
+_LOOPBACK_UI = re.compile(rf"http://{_LOOPBACK}:[0-9]{{1,5}}")
+_LOOPBACK_SHARD = re.compile(
+    rf"postgresql://postgres:[A-Za-z0-9_.~%-]+@{_LOOPBACK}:[0-9]{{1,5}}/postgres"
+    r"\?require_auth=scram-sha-256"
+)
+
+
 def is_loopback(address: str) -> bool:
-    """Whether a `host:port` address, URL or DSN names this machine and nothing else: a loopback
-    IP or `localhost`, and no query (libpq would take `?host=` or `hostaddr=` over the URL's)."""
-    parts = urlsplit(address if "://" in address else f"//{address}")
-    try:
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 (a malformed port, e.g. a second host after a comma, raises)
-    except ValueError:
-        return False
-    return not parts.query and (host == "localhost" or _loopback_ip(host))
+    """Whether a Temporal `host:port` address is this machine's, and nothing else."""
+    return _LOOPBACK_ADDRESS.fullmatch(address) is not None
 
 
-def _loopback_ip(host: str) -> bool:
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _names_this_machine_only(stack: StackInfo) -> bool:
+    return (
+        is_loopback(stack.temporal_address)
+        and (stack.ui_url is None or _LOOPBACK_UI.fullmatch(stack.ui_url) is not None)
+        and all(_LOOPBACK_SHARD.fullmatch(dsn) for dsn in stack.shard_dsns)
+    )
 
 
 class StackFileError(Exception):
@@ -190,9 +197,9 @@ class StackFileError(Exception):
 
 
 def read_stack(data_dir: Path) -> StackInfo:
-    """The stack file, if we may trust it: a regular file of ours that nobody else may write,
-    naming loopback servers only (it is a local dev stack's, and a shard it names would
-    receive libpq's password from PGPASSWORD or ~/.pgpass)."""
+    """The stack file, if we may trust it: a regular file of ours, mode 0600 as `transfers dev`
+    writes it (a git checkout cannot), naming loopback servers only (a shard it named elsewhere
+    would receive libpq's password from PGPASSWORD or ~/.pgpass)."""
     path = data_dir / STACK_FILE
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -202,9 +209,9 @@ def read_stack(data_dir: Path) -> StackInfo:
         raise StackFileError(f"{path} cannot be read: {error.strerror}") from None
     with os.fdopen(descriptor) as file:
         info = os.fstat(file.fileno())
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o600:
             raise StackFileError(
-                f"{path} is not used: it must belong to you and be writable by you only"
+                f"{path} is not used: `transfers dev` writes it yours, mode 0600 (this one is not)"
             )
         text = file.read()
     try:
@@ -212,8 +219,7 @@ def read_stack(data_dir: Path) -> StackInfo:
     except (ValueError, ValidationError) as error:
         first = str(error).splitlines()[0]
         raise StackFileError(f"{path} is not a valid stack file: {first}") from None
-    addresses = [stack.temporal_address, stack.ui_url or "", *stack.shard_dsns]
-    if not all(is_loopback(address) for address in addresses if address):
+    if not _names_this_machine_only(stack):
         raise StackFileError(f"{path} is not used: it names a server that is not on this machine")
     return stack
 

@@ -3,12 +3,16 @@ no way in without the password, no shell that sees a path, no folder made wider.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +20,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.devstack.data_dir import lock_data_dir
+from transfers.devstack.processes import ChildProcess, StackError
+from transfers.embedded_pg import EmbeddedPostgres, ServerStartError, free_port
 from transfers.embedded_pg.service_account import SERVICE_HOME, SERVICE_USER, root_owned_folder
 
 AS_ROOT = os.geteuid() == 0
@@ -178,3 +184,87 @@ def test_a_server_a_killed_run_left_is_found_and_stopped(server: EmbeddedPostgre
     assert leftover.pid() == running
     leftover.stop("fast")
     assert server.pid() is None
+
+
+def _cleartext_impostor(port: int, received: list[bytes]) -> socket.socket:
+    """A server on the port that asks every client for its password in clear."""
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                # An SSL or GSS request (8 bytes) is declined; then comes the startup message.
+                while len(connection.recv(4096)) == 8:
+                    connection.sendall(b"N")
+                connection.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartext
+                received.append(connection.recv(4096))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_the_password_never_goes_to_an_impostor_on_the_port(private_folder: Path) -> None:
+    """Another local user may take a shard's port first: libpq must refuse to answer it."""
+    server = EmbeddedPostgres(private_folder / "shard-0", free_port(), durable=False)
+    server.start()
+    server.stop("fast")
+    received: list[bytes] = []
+    with (
+        _cleartext_impostor(server.port, received),
+        pytest.raises(psycopg.OperationalError, match="cleartext"),
+    ):
+        psycopg.connect(server.dsn, connect_timeout=5).close()
+    assert all(server.password.encode() not in message for message in received)
+    server.remove()
+
+
+def test_a_cluster_and_password_a_checkout_brought_are_not_started(private_folder: Path) -> None:
+    """Files git checked out are 0644: a password file not written by transfers (mode 0600)
+    means the cluster beside it is someone else's, with their postgresql.conf."""
+    server = EmbeddedPostgres(private_folder / "shard-0", free_port(), durable=False)
+    server.start()
+    server.stop("fast")
+    (server.data_dir / "password").chmod(0o644)
+    with pytest.raises(ServerStartError, match="not written by transfers"):
+        server.start()
+    assert server.pid() is None
+    server.remove()
+
+
+def test_a_linked_pgdata_is_not_emptied(private_folder: Path) -> None:
+    precious = private_folder / "home"
+    (precious / "projects").mkdir(parents=True)
+    (precious / "notes.txt").write_text("keep me")
+    data_dir = private_folder / "clone" / "shard-0"
+    data_dir.mkdir(parents=True)
+    (data_dir / "pgdata").symlink_to(precious)
+    (precious / "PG_VERSION").write_text("18\n")  # looks like a cluster without its password
+    server = EmbeddedPostgres(data_dir, free_port(), durable=False)
+    if server.pgdata != data_dir / "pgdata":
+        pytest.skip("as root the data lives under the service home, not in the data dir")
+    with pytest.raises(ServerStartError, match="is a link"):
+        server.start()
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert (precious / "projects").is_dir()
+
+
+def test_a_data_dir_with_a_link_in_it_is_refused(private_folder: Path) -> None:
+    target = private_folder / "bashrc"
+    target.write_text("keep me")
+    data_dir = private_folder / ".transfers"
+    (data_dir / "logs").mkdir(parents=True)
+    (data_dir / "logs" / "worker.log").symlink_to(target)
+    with pytest.raises(StackError, match="is a link"):
+        lock_data_dir(data_dir)
+    assert target.read_text() == "keep me"
+
+
+def test_a_child_log_is_never_written_through_a_link(private_folder: Path) -> None:
+    target = private_folder / "bashrc"
+    target.write_text("keep me")
+    (private_folder / "worker.log").symlink_to(target)
+    child = ChildProcess("worker", ["true"], private_folder / "worker.log")
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        child.start()
+    assert target.read_text() == "keep me"

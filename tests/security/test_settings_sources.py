@@ -26,7 +26,7 @@ STACK = StackInfo(
     namespace="default",
     task_queue="transfers",
     ui_url="http://localhost:8233",
-    shard_dsns=["postgresql://postgres:secret@127.0.0.1:15432/postgres"],
+    shard_dsns=["postgresql://postgres:secret@127.0.0.1:15432/postgres?require_auth=scram-sha-256"],
 )
 CLUSTER_SETTINGS = ("TEMPORAL_", "SHARD_DSNS", "PAYLOAD_KEY")
 
@@ -74,10 +74,12 @@ def test_an_explicit_stack_never_meets_an_api_key_or_tls(
         load_settings(in_a_project)
 
 
-@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
-def test_a_stack_file_others_may_write_is_refused(in_a_project: Path, mode: int) -> None:
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666, 0o644])  # 0644: as a git checkout
+def test_a_stack_file_not_written_by_transfers_dev_is_refused(
+    in_a_project: Path, mode: int
+) -> None:
     (in_a_project / STACK_FILE).chmod(mode)
-    with pytest.raises(StackFileError, match="writable by you only"):
+    with pytest.raises(StackFileError, match="mode 0600"):
         load_settings()
 
 
@@ -92,7 +94,7 @@ def test_a_linked_stack_file_is_refused(in_a_project: Path, tmp_path: Path) -> N
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away takes root")
 def test_a_stack_file_of_another_user_is_refused(in_a_project: Path) -> None:
     os.chown(in_a_project / STACK_FILE, 65534, 65534)  # nobody
-    with pytest.raises(StackFileError, match="must belong to you"):
+    with pytest.raises(StackFileError, match="yours, mode 0600"):
         load_settings()
 
 
@@ -106,6 +108,12 @@ def test_a_stack_file_of_another_user_is_refused(in_a_project: Path) -> None:
         {"temporal_address": "localhost.evil.example:7233"},
         {"shard_dsns": ["postgresql://postgres@127.0.0.1:5432/postgres?host=db.example.com"]},
         {"shard_dsns": ["postgresql://postgres@127.0.0.1:5432,db.example.com:5432/postgres"]},
+        {"shard_dsns": ["postgresql://postgres:pw@127.0.0.1:5432/postgres#?host=192.0.2.2"]},
+        {"shard_dsns": ["postgresql://postgres:pw@192.0.2.2,[::1]/postgres"]},
+        {"shard_dsns": ["host=192.0.2.2 user=@localhost"]},
+        {"shard_dsns": ["postgresql://postgres:pw@127.0.0.1:5432/postgres"]},  # no require_auth
+        {"temporal_address": "192.0.2.2:8080\\@localhost:7233"},
+        {"ui_url": "http://192.0.2.2:8080\\@localhost:8233"},
     ],
 )
 def test_a_stack_file_naming_another_machine_is_refused(
@@ -120,6 +128,9 @@ def test_an_api_key_is_never_sent_in_clear(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("TEMPORAL_API_KEY", "the-key")
     monkeypatch.setenv("TEMPORAL_TLS", "false")
     monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example.com:7233")
+    with pytest.raises(ValueError, match="unencrypted"):
+        Settings()
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "192.0.2.2:8080\\@localhost:7233")  # the SDK: 192.0.2.2
     with pytest.raises(ValueError, match="unencrypted"):
         Settings()
     monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")  # a local proxy or dev server
@@ -139,6 +150,10 @@ def test_an_api_key_is_never_sent_in_clear(monkeypatch: pytest.MonkeyPatch) -> N
         ),
         ("postgresql://u:s3cret@[::1]:5432/ledger", "postgresql://[::1]:5432/ledger"),
         ("host=db password=s3cret", "<DSN not shown>"),
+        ("postgresql://app:2024/Summer@db:5432/ledger", "postgresql://db:5432/ledger"),
+        ("postgresql://app:/pa@ss@db:5432/ledger", "postgresql://db:5432/ledger"),
+        ("postgresql://app:1234#secret@db/ledger", "<DSN not shown>"),
+        ("postgresql://db/ledger?sslpassword=a@secret", "<DSN not shown>"),
     ],
 )
 def test_a_redacted_dsn_shows_host_port_and_database_only(dsn: str, shown: str) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import itertools
 import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,7 +41,7 @@ from transfers.bench.resources import ProcessTree, Usage
 from transfers.bench.workload import Workload, seed
 from transfers.client import TransfersClient
 from transfers.devstack.processes import ChildProcess
-from transfers.devstack.worker_process import wait_until_polling
+from transfers.devstack.worker_process import python_module, wait_until_polling
 from transfers.settings import Settings, StackInfo
 from workflows.models import TransferRequest, TransferStatus
 
@@ -308,14 +307,9 @@ class E2EBench:
             "PYTHONUNBUFFERED": "1",
         }
         if name in (CEILING, BASELINE):
-            command = [sys.executable, "-m", "transfers.bench.bench_worker", name]
+            command = [*python_module("transfers.bench.bench_worker"), name]
         else:
-            command = [
-                sys.executable,
-                "-P",
-                "-m",
-                "worker",
-            ]  # -P: the current folder never shadows it
+            command = python_module("worker")
         label = name if strategy is None else f"{name}-{strategy.value}"
         process = ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}.log", env)
         process.start()

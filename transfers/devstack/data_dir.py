@@ -16,6 +16,7 @@ LOCK_FILE = "dev.lock"
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the data dir for as long as the returned file stays open."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    refuse_links(data_dir)
     make_private(data_dir)
     lock = os.fdopen(open_private(data_dir / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
     try:
@@ -32,6 +33,19 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     return lock
+
+
+def refuse_links(data_dir: Path) -> None:
+    """A data dir the stack wrote holds no link: one there came from elsewhere (a clone can
+    commit `.transfers/...`), and following it would write, empty or start what it points to."""
+    if data_dir.is_symlink():
+        raise StackError(f"{data_dir} is a link: give the folder itself as --data-dir")
+    for root, folders, files in os.walk(data_dir):
+        for name in [*folders, *files]:
+            if (Path(root) / name).is_symlink():
+                raise StackError(
+                    f"{Path(root) / name} is a link, which transfers never writes: remove it"
+                )
 
 
 def check_shard_count(data_dir: Path, shard_count: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transfers.logs import log_tail
+from transfers.private_files import open_private
 
 PR_SET_PDEATHSIG = 1
 # Looked up once here: between fork and exec the child should call it, not load a library.
@@ -46,11 +48,14 @@ class ChildProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:  # one run per log: its tail explains this run
+        # One run per log: its tail explains this run. Never written through a link (a clone
+        # could commit `.transfers/logs/worker.log -> ~/.bashrc`).
+        log = open_private(self.log_path, os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(log, "wb") as log_file:
             self.process = subprocess.Popen(  # noqa: S603
                 self.command,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,

@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -76,11 +77,23 @@ class EmbeddedPostgres:
 
     @property
     def password(self) -> str:
-        return (self.data_dir / PASSWORD_FILE).read_text().strip()
+        """The server's password, from the file `_initdb` wrote: ours, mode 0600 (a file a git
+        checkout made, with a cluster beside it, would start a server on a stranger's config)."""
+        path = self.data_dir / PASSWORD_FILE
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW)) as file:
+            info = os.fstat(file.fileno())
+            if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o600:
+                raise ServerStartError(f"{path} was not written by transfers: remove it", "")
+            return file.read().strip()
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres:{quote(self.password)}@127.0.0.1:{self.port}/postgres"
+        # require_auth: libpq must not hand the password to whatever answers on the port (a
+        # local user who took it first could ask for it in clear); SCRAM proves both sides.
+        return (
+            f"postgresql://postgres:{quote(self.password)}@127.0.0.1:{self.port}/postgres"
+            "?require_auth=scram-sha-256"
+        )
 
     @property
     def log_path(self) -> Path:
@@ -97,6 +110,7 @@ class EmbeddedPostgres:
         initialised = (self.pgdata / "PG_VERSION").exists()
         if not initialised or not (self.data_dir / PASSWORD_FILE).exists():
             self._initdb()
+        self.password  # noqa: B018 (refuses a password file, and its cluster, we did not write)
         log = open_private(self.log_path, os.O_WRONLY | os.O_APPEND)
         try:
             self._process = subprocess.Popen(  # noqa: S603 (our binary, a list of arguments)
@@ -127,6 +141,8 @@ class EmbeddedPostgres:
     def _initdb(self) -> None:
         """A fresh cluster with a new random password. Data without its password file is the
         leftover of a removed project folder (as root, the data lives elsewhere): it goes."""
+        if self.pgdata.is_symlink():  # emptying it would empty whatever it points to
+            raise ServerStartError(f"{self.pgdata} is a link: a data dir holds none", "")
         if self.pgdata.exists():
             _empty(self.pgdata)
         password = secrets.token_urlsafe(24)
