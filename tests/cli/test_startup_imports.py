@@ -7,15 +7,13 @@ Structural, not timed: the start-up figures are in BENCHMARKS.md ("CLI start-up"
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from tests.cli.conftest import CliResult
+from tests.cli.conftest import CliResult, run_cli
 from tests.shards.support import NewId
 
 SETTINGS = {"pydantic", "pydantic_settings"}
@@ -27,22 +25,14 @@ def run_importing(
     args: tuple[str, ...], env: dict[str, str], cwd: Path
 ) -> tuple[CliResult, set[str]]:
     """The command's result, and the top-level packages it imported (`python -X importtime`)."""
-    completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "transfers.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(args, {**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd)
     imported, other = set(), []
-    for line in completed.stderr.splitlines():
+    for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             imported.add(line.rsplit("|", 1)[1].strip().split(".")[0])
         else:
             other.append(line)
-    return CliResult(completed.returncode, completed.stdout, "\n".join(other)), imported
+    return CliResult(result.exit_code, result.stdout, "\n".join(other)), imported
 
 
 def test_help_imports_neither_settings_nor_shards_nor_temporal(tmp_path: Path) -> None:
