@@ -140,9 +140,10 @@ class HealthProbe:
 
     async def _temporal(self) -> Problem | None:
         try:
-            await self.client.service_client.check_health(
-                timeout=timedelta(seconds=PROBE_TIMEOUT_S)
-            )
+            async with asyncio.timeout(PROBE_TIMEOUT_S):  # whatever the RPC timeout covers
+                await self.client.service_client.check_health(
+                    timeout=timedelta(seconds=PROBE_TIMEOUT_S)
+                )
         except Exception as error:  # any failure to answer is the finding
             return Problem("Temporal does not answer", _reason(error))
         return None

@@ -14,17 +14,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.client import Client
-from temporalio.worker import Worker
 
-from activities.ledger import LedgerActivities
-from shards.router import ShardRouter
 from tests.workflows.conftest import Accounts
 from transfers.client import TransfersClient
 from transfers.embedded_pg import free_port
-from transfers.health import WorkerHealth, serve_health
 from transfers.settings import Settings
-from worker import build_worker, run_worker
+from worker import run_worker
 from workflows.models import TransferRequest, TransferStatus
 
 
@@ -136,36 +131,6 @@ async def test_lock_timeouts_are_counted_as_step_retries(
                 retries = _sample(metrics, "transfers_step_retries_total", reason="LockTimeout")
 
     assert retries >= 1
-
-
-async def test_health_is_503_with_the_reason_when_a_shard_does_not_answer(
-    worker: Worker, client: Client
-) -> None:
-    dead_dsn = f"postgresql://transfers:s3cret@127.0.0.1:{free_port()}/ledger"
-    dead = ShardRouter.from_dsns([dead_dsn])
-    port = free_port()
-    server = await serve_health(port, WorkerHealth(worker, client, dead).problems)
-    try:
-        status, body = await _fetch(port, "/healthz")
-    finally:
-        server.close()
-        await dead.dispose()
-
-    assert status == 503
-    assert body.startswith("shard-0 does not answer")
-    assert "s3cret" not in body
-
-
-async def test_health_is_503_until_the_worker_polls(
-    client: Client, settings: Settings, activities: LedgerActivities, router: ShardRouter
-) -> None:
-    idle = build_worker(client, settings, activities)  # built, never run
-    port = free_port()
-    server = await serve_health(port, WorkerHealth(idle, client, router).problems)
-    try:
-        assert await _fetch(port, "/healthz") == (503, "worker is not polling\n")
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
