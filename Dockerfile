@@ -43,10 +43,14 @@ RUN groupadd --system --gid 10001 transfers \
 COPY --from=build /opt/transfers /opt/transfers
 WORKDIR /app
 COPY worker.py worker.py
+# Metrics and /healthz on all the container's interfaces: the scraper and the orchestrator's probe
+# come from outside it (outside a container the worker's default is loopback only).
 ENV PATH=/opt/transfers/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    METRICS_HOST=0.0.0.0 \
     METRICS_PORT=9464 \
+    HEALTH_HOST=0.0.0.0 \
     HEALTH_PORT=8081
 USER transfers:transfers
 EXPOSE 9464 8081

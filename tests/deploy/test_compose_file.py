@@ -231,6 +231,13 @@ def test_the_worker_runs_under_an_init_and_scales() -> None:
     assert set(worker["expose"]) == {"9464", "8081"}
 
 
+def test_the_worker_serves_metrics_and_health_beyond_its_container() -> None:
+    """The worker's own default is loopback, which no other container could reach."""
+    environment = _environment(_services()["worker"])
+    every_interface = "0.0.0.0"  # noqa: S104 - what the test is about
+    assert environment["METRICS_HOST"] == environment["HEALTH_HOST"] == every_interface
+
+
 def test_the_search_attributes_are_those_the_workflows_set() -> None:
     words = _environment(_services()["temporal-setup"])["SEARCH_ATTRIBUTES"].split()
     assert dict(word.split("=") for word in words) == REGISTRATION

@@ -160,6 +160,13 @@ def test_the_image_healthcheck_probes_the_health_port_with_python(
     assert (result.returncode == 0) is healthy
 
 
+def test_the_image_serves_metrics_and_health_on_all_its_interfaces() -> None:
+    """The orchestrator's probe and the scraper come from outside the container; the worker's
+    own default (loopback) would shut them out."""
+    settings = " ".join(_stages()[-1].arguments("ENV")).split()
+    assert {"METRICS_HOST=0.0.0.0", "HEALTH_HOST=0.0.0.0"} <= set(settings)
+
+
 def test_the_image_records_the_tag_it_was_built_under() -> None:
     final = _stages()[-1]
     assert final.arguments("ARG") == ["IMAGE_TAG=unknown"]
