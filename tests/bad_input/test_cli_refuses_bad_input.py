@@ -231,6 +231,7 @@ def test_a_garbage_stack_file_is_bad_input(tmp_path: Path) -> None:
     stack = tmp_path / "stack"
     stack.mkdir()
     (stack / "stack.json").write_text('{"temporal_address": 7, "shard_dsns": []}')
+    (stack / "stack.json").chmod(0o600)  # as transfers dev writes it: only its content is wrong
     cases = {
         "garbage": CliCase(("accounts", "list", "--stack", str(stack)), r"not a valid stack file"),
         "missing": CliCase(

@@ -123,7 +123,7 @@ async def test_worker_refuses_to_start_without_its_dependencies(
     assert exit_code == 1
     [line] = [line for line in error.splitlines() if line.startswith("error:")]
     if unreachable == "shard":
-        assert f"shard-0 at postgresql://transfers:***@{dead}/ledger is unreachable" in line
+        assert f"shard-0 at postgresql://{dead}/ledger is unreachable" in line
     else:
         assert f"Temporal at {dead} is unreachable" in line
     assert "waited 1.5s" in line
