@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -22,7 +23,7 @@ from transfers.embedded_pg import free_port
 from transfers.health import APPLICATION_NAME, HealthProbe
 from transfers.health_server import BUSY, MAX_CONNECTIONS, READ_TIMEOUT_S, serve_health
 from transfers.observability import Observability
-from transfers.settings import Settings
+from transfers.settings import Settings, settings_problem
 from worker import build_worker
 
 LOOPBACK = "127.0.0.1"
@@ -49,7 +50,7 @@ async def _get(port: int, path: str = "/healthz", host: str = LOOPBACK) -> tuple
 async def _get_or_turned_away(port: int) -> tuple[int, str]:
     try:
         return await _get(port)
-    except ConnectionResetError:  # the busy answer may race the request the client still sends
+    except (ConnectionResetError, BrokenPipeError):  # the busy answer may race the request
         return TURNED_AWAY
 
 
@@ -171,7 +172,7 @@ async def test_idle_connections_cannot_hold_the_endpoint_for_long(
     server = await serve_health(LOOPBACK, port, probe.check)
     idle = [await asyncio.open_connection(LOOPBACK, port) for _ in range(MAX_CONNECTIONS)]
     try:
-        await asyncio.sleep(0.2)  # all of them accepted, none says a word
+        await asyncio.sleep(0.5)  # all of them accepted, none says a word
         while_crowded = await _get_or_turned_away(port)
         await asyncio.sleep(READ_TIMEOUT_S + 0.5)
         after_timeout = await _get(port)
@@ -204,6 +205,15 @@ def test_endpoints_listen_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("METRICS_HOST", raising=False)
     defaults = Settings(_env_file=None)
     assert (defaults.health_host, defaults.metrics_host) == (IPv4Address(LOOPBACK),) * 2
+
+
+def test_a_host_that_is_no_ip_address_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_HOST", "all-interfaces")
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert settings_problem(refused.value) == (
+        "METRICS_HOST: value is not a valid IPv4 or IPv6 address"
+    )
 
 
 async def test_health_host_and_metrics_host_bind_where_told(
