@@ -54,11 +54,12 @@ ENV PATH=/opt/transfers/bin:$PATH \
     HEALTH_PORT=8081
 USER transfers:transfers
 EXPOSE 9464 8081
-# Docker's health status from the worker's health endpoint on HEALTH_PORT (the image has Python,
-# no curl). Run the container with an init (`docker run --init`, Compose `init: true`): then
-# Python is not PID 1, children are reaped and SIGTERM reaches the worker as from any parent.
+# Docker's health status from the worker's liveness endpoint, /livez on HEALTH_PORT (it polls; no
+# dependency is asked), with Python: the image has no curl. Run the container with an init
+# (`docker run --init`, Compose `init: true`): then Python is not PID 1, children are reaped and
+# SIGTERM reaches the worker as from any parent.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/healthz' % os.environ['HEALTH_PORT'], timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/livez' % os.environ['HEALTH_PORT'], timeout=4)"]
 # The tag it is built under (`<version>-<git revision>`, deploy/image-tag.sh), for `docker inspect`
 # (last: a new tag rebuilds no layer).
 ARG IMAGE_TAG=unknown

@@ -1,4 +1,5 @@
-"""The worker's health as `/healthz` reports it: polling, Temporal answering, every shard answering.
+"""The worker's health: alive (`/livez`: it polls its task queue) and ready (`/readyz`, `/healthz`:
+it polls, Temporal answers, every shard answers).
 
 A flood of health requests must not reach the ledger, so the dependencies are probed at most once
 per CACHE_S, callers meanwhile share the probe in flight, and each shard is asked on a connection
@@ -89,7 +90,7 @@ class HealthProbe:
     """`check()`: the problems of the worker, none when healthy.
 
     Polling is asked each time (it costs nothing); the dependencies are probed at most once per
-    `cache_s`. A liveness endpoint can ask `polling_problem()` alone, a readiness endpoint both.
+    `cache_s`. `liveness()` asks polling alone (/livez), `check()` both (/readyz, /healthz).
     """
 
     def __init__(
@@ -104,8 +105,15 @@ class HealthProbe:
         self._found_at = -math.inf
 
     async def check(self) -> list[str]:
+        """Readiness: polling, then the dependencies."""
         polling = self.polling_problem()
         return [polling] if polling else await self.dependency_problems()
+
+    async def liveness(self) -> list[str]:
+        """Liveness: polling alone. A dependency that is down is no reason to restart a worker
+        (a new one would find it down too); readiness takes the worker out of rotation instead."""
+        polling = self.polling_problem()
+        return [polling] if polling else []
 
     def polling_problem(self) -> str | None:
         if not self.worker.is_running or self.worker.is_shutdown:

@@ -1,4 +1,9 @@
-"""`GET /healthz` over plain HTTP: 200 `ok`, or 503 with one line per problem.
+"""The worker's health over plain HTTP: 200 `ok`, or 503 with one line per problem.
+
+    GET /livez    liveness: the process is up and its worker polls (no dependency is asked), for
+                  a restart policy: a slow shard must not restart every worker
+    GET /readyz   readiness: that, and Temporal and every shard answer (cached probe)
+    GET /healthz  the same as /readyz (what it has always answered)
 
 Bounded so that a flood costs the worker little: at most MAX_CONNECTIONS requests are served at
 once (the rest get an immediate 503 `busy`), a request has READ_TIMEOUT_S and MAX_REQUEST_BYTES
@@ -23,8 +28,12 @@ BUSY = "busy: too many health requests at once\n"
 Check = Callable[[], Awaitable[list[str]]]
 
 
-async def serve_health(host: str, port: int, check: Check) -> asyncio.Server:
-    """Answer GET /healthz on `host`:`port` with what `check` finds, until the server is closed."""
+async def serve_health(
+    host: str, port: int, check: Check, live: Check | None = None
+) -> asyncio.Server:
+    """Answer GET /readyz and /healthz with what `check` finds and, given `live`, GET /livez with
+    what it finds, on `host`:`port` until the server is closed."""
+    routes = {"/readyz": check, "/healthz": check} | ({"/livez": live} if live else {})
     serving = 0
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -38,7 +47,7 @@ async def serve_health(host: str, port: int, check: Check) -> asyncio.Server:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 request_line = await _read_head(reader)
             async with asyncio.timeout(WRITE_TIMEOUT_S):
-                writer.write(await _response(request_line, check))
+                writer.write(await _response(request_line, routes))
                 await writer.drain()
         except (TimeoutError, ConnectionError, ValueError):
             pass  # a client that went away, dawdled or sent lines over MAX_REQUEST_BYTES
@@ -60,10 +69,11 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes:
     raise ValueError("too many header lines")
 
 
-async def _response(request_line: bytes, check: Check) -> bytes:
+async def _response(request_line: bytes, routes: dict[str, Check]) -> bytes:
     method, path, *_ = [*request_line.decode("latin-1").split(), "", ""]
-    if method != "GET" or path.split("?")[0] != "/healthz":
-        return _http(404, "Not Found", "only GET /healthz is served\n")
+    check = routes.get(path.split("?")[0]) if method == "GET" else None
+    if check is None:
+        return _http(404, "Not Found", f"only GET {', '.join(sorted(routes))} are served\n")
     problems = await check()
     if problems:
         return _http(503, "Service Unavailable", "".join(f"{line}\n" for line in problems))

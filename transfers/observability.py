@@ -60,13 +60,16 @@ class Observability:
     async def health_endpoint(
         self, worker: Worker, client: Client, router: ShardRouter
     ) -> AsyncIterator[None]:
-        """/healthz about `worker` for as long as the context lasts (HEALTH_PORT 0: none)."""
+        """/livez, /readyz and /healthz about `worker` for as long as the context lasts
+        (HEALTH_PORT 0: none)."""
         if self.health_port == 0:
             yield
             return
         probe = HealthProbe(worker, client, router)
         try:
-            server = await serve_health(self.health_host, self.health_port, probe.check)
+            server = await serve_health(
+                self.health_host, self.health_port, probe.check, live=probe.liveness
+            )
         except OSError as error:
             address = f"{self.health_host} port {self.health_port}"
             raise ObservabilityError(f"HEALTH_HOST/HEALTH_PORT {address}: {error}") from None

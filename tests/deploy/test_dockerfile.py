@@ -117,7 +117,7 @@ def test_dockerignore_lets_through_everything_the_dockerfile_copies() -> None:
     assert all((ROOT / source).exists() for source in copied)
 
 
-def _healthcheck_command() -> list[str]:
+def image_healthcheck_command() -> list[str]:
     [healthcheck] = _stages()[-1].arguments("HEALTHCHECK")
     command: list[str] = json.loads(healthcheck.split(" CMD ", 1)[1])
     return command
@@ -144,8 +144,9 @@ def test_the_image_healthcheck_probes_the_health_port_with_python(
     status: int, healthy: bool
 ) -> None:
     """The HEALTHCHECK's command itself, run here with this Python: the image has no curl."""
-    command = _healthcheck_command()
+    command = image_healthcheck_command()
     assert command[:2] == ["python", "-c"]
+    assert "/livez" in command[2]  # liveness: a slow shard must not mark the worker unhealthy
     server, port = _serve(status)
     try:
         result = subprocess.run(
