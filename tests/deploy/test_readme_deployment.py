@@ -65,3 +65,21 @@ def test_the_history_shards_and_waits_are_those_of_the_files() -> None:
     wait = services["temporal-setup"]["environment"]["WAIT_SECONDS"]
     assert f"`WAIT_SECONDS` each ({wait})" in _section()
     assert "docker compose ps -a" in _section()
+
+
+def test_the_rollback_recreates_the_workers_only() -> None:
+    """Without --no-deps Compose recreates `migrate` (the workers depend on it) with the old
+    image too: tests/deploy/test_migrate_after_rollback.py proves that would pass as well."""
+    rollback = re.search(
+        r"`TRANSFERS_IMAGE_TAG=<the\s+previous tag> (docker compose up [^`]+)`", _section()
+    )
+    assert rollback is not None
+    assert rollback[1].split() == [
+        "docker",
+        "compose",
+        "up",
+        "-d",
+        "--no-build",
+        "--no-deps",
+        "worker",
+    ]

@@ -31,7 +31,7 @@ def upgrade_command(
     """Upgrade the schema of every shard (idempotent, safe to run concurrently)."""
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
-    from shards.migrate import upgrade
+    from shards.migrate import NewerThanThisRelease, upgrade
     from shards.shard import redact, sqlalchemy_url
 
     settings = settings_from(stack, as_json)
@@ -53,9 +53,13 @@ def upgrade_command(
             )
         dsns = [dsns[shard]]
     done: dict[str, str] = {}
+    newer: dict[str, str] = {}  # a rollback's old release on shards a later one migrated
     for dsn in dsns:
         try:
             done[redact(dsn)] = upgrade(dsn, revision)
+        except NewerThanThisRelease as found:
+            done[redact(dsn)] = found.revision
+            newer[redact(dsn)] = str(found)
         except (ValueError, ArgumentError) as error:  # a connection option only the driver reads
             fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
         except DBAPIError as error:  # unreachable, refused, or not allowed to migrate
@@ -64,9 +68,13 @@ def upgrade_command(
 
     def render() -> None:
         for dsn, rev in done.items():
-            console.print(f"{dsn}: at revision {rev}")
+            console.print(f"{dsn}: {newer.get(dsn, f'at revision {rev}')}")
 
-    emit({"shards": [{"dsn": dsn, "revision": rev} for dsn, rev in done.items()]}, as_json, render)
+    shards = [
+        {"dsn": dsn, "revision": rev, "newer_than_release": dsn in newer}
+        for dsn, rev in done.items()
+    ]
+    emit({"shards": shards}, as_json, render)
 
 
 def register(app: typer.Typer) -> None:
