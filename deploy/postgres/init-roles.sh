@@ -3,8 +3,10 @@
 # start of an empty data directory (/docker-entrypoint-initdb.d); on a shard made before it,
 # run it by hand (README "Deployment"). Safe to run again: passwords and grants are set anew.
 #   ledger_owner   owns the database and its tables: `transfers db upgrade` (the migrations)
-#   ledger_worker  SELECT, INSERT, UPDATE on the tables ledger_owner creates: the ledger steps.
-#                  No DELETE, no DDL, no temporary tables.
+#   ledger_worker  SELECT, INSERT on the tables ledger_owner creates, USAGE on its sequences;
+#                  UPDATE only where a migration grants it (0004: accounts, holds), and
+#                  alembic_version read-only. No DELETE, no DDL, no temporary tables, and no
+#                  EXECUTE on functions the owner creates unless granted.
 # Neither is a superuser: no COPY ... PROGRAM, no server files. PUBLIC may not connect to any
 # other database of the server. Passwords come from the files LEDGER_OWNER_PASSWORD_FILE and
 # LEDGER_WORKER_PASSWORD_FILE (Compose secrets); psql connects as POSTGRES_USER to POSTGRES_DB
@@ -43,8 +45,18 @@ GRANT USAGE ON SCHEMA public TO ledger_worker;
 -- Tables made before these roles existed (a shard migrated as the superuser) change hands.
 SELECT format('ALTER TABLE public.%I OWNER TO ledger_owner', tablename)
 FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'ledger_owner' \gexec
-GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ledger_worker;
--- and every table a later migration creates (expand, then contract: README "Deployment")
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO ledger_worker;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ledger_worker;
+-- the schema version is the migrations' own (it exists here on a shard migrated before)
+SELECT 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.alembic_version FROM ledger_worker'
+WHERE to_regclass('public.alembic_version') IS NOT NULL \gexec
+-- and every table and sequence (a serial column) a later migration creates (expand, then
+-- contract: README "Deployment"); UPDATE on a table is granted by the migration that needs it
 ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public
-    GRANT SELECT, INSERT, UPDATE ON TABLES TO ledger_worker;
+    GRANT SELECT, INSERT ON TABLES TO ledger_worker;
+ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public
+    GRANT USAGE ON SEQUENCES TO ledger_worker;
+-- PostgreSQL lets PUBLIC execute every new function; not the owner's (a SECURITY DEFINER
+-- function would run with the owner's rights)
+ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 SQL

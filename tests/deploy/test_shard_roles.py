@@ -13,10 +13,11 @@ from urllib.parse import quote, urlsplit
 import psycopg
 import pytest
 import yaml
+from alembic.script import ScriptDirectory
 
 from shards.audit import run_audit
 from shards.ledger import Ledger
-from shards.migrate import upgrade
+from shards.migrate import MIGRATIONS, upgrade
 from shards.router import ShardRouter
 from shards.runner import LockStrategy
 from shards.schema import AccountStatus
@@ -151,9 +152,16 @@ async def test_the_worker_role_runs_every_ledger_step(
         "DELETE FROM entries",
         "TRUNCATE holds",
         "CREATE SCHEMA stash",
+        # insert-only: the steps add entries and claims, never change one
+        "UPDATE entries SET amount = amount + 1",
+        "UPDATE transfer_claims SET fingerprint = 'forged'",
+        # the schema version is the migrations' (0004)
+        "INSERT INTO alembic_version VALUES ('9999')",
+        "UPDATE alembic_version SET version_num = '9999'",
+        "DELETE FROM alembic_version",
     ],
 )
-def test_the_worker_role_cannot_change_the_schema_nor_delete(
+def test_the_worker_role_cannot_change_the_schema_nor_rewrite_history(
     server: Server, statement: str
 ) -> None:
     with (
@@ -161,6 +169,31 @@ def test_the_worker_role_cannot_change_the_schema_nor_delete(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         connection.execute(statement)
+
+
+def test_the_worker_role_reads_the_schema_version(server: Server) -> None:
+    with psycopg.connect(server.dsn("ledger_worker", "ledger")) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            ScriptDirectory(str(MIGRATIONS)).get_current_head(),
+        )
+
+
+def test_a_later_migrations_table_and_function_get_the_default_privileges(
+    server: Server,
+) -> None:
+    """As a migration run by ledger_owner would make them: a table with a serial column (its
+    sequence) the worker may read and insert into, not update unless granted; a function
+    nobody but the owner may execute."""
+    with psycopg.connect(server.dsn("ledger_owner", "ledger"), autocommit=True) as owner:
+        owner.execute("CREATE TABLE later_notes (note_id serial PRIMARY KEY, note text)")
+        owner.execute("CREATE FUNCTION later_answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+    with psycopg.connect(server.dsn("ledger_worker", "ledger"), autocommit=True) as worker:
+        inserted = worker.execute("INSERT INTO later_notes (note) VALUES ('a') RETURNING note_id")
+        assert inserted.fetchone() == (1,)
+        assert worker.execute("SELECT note FROM later_notes").fetchall() == [("a",)]
+        for statement in ("UPDATE later_notes SET note = 'b'", "SELECT later_answer()"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                worker.execute(statement)
 
 
 @pytest.mark.parametrize("database", ["postgres", "template1"])
@@ -213,18 +246,25 @@ def test_the_owner_role_is_no_superuser_and_owns_the_tables(server: Server) -> N
 async def test_a_shard_migrated_before_the_roles_existed_is_handed_over(
     server: Server, new_id: Callable[[str], str]
 ) -> None:
-    """An existing deployment: tables made by the superuser; the script run by hand after."""
+    """An existing deployment (README "Upgrading from the earlier compose file"): tables made
+    by the superuser at the release before, the script run by hand, then `migrate` as the
+    owner."""
     _create_database(server, "legacy")
-    upgrade(server.superuser("legacy"))
+    upgrade(server.superuser("legacy"), "0003")
     result = _run_script(server, "legacy")
     assert result.returncode == 0, result.stderr
+    upgrade(server.dsn("ledger_owner", "legacy"))
 
     router = ShardRouter.from_dsns([server.dsn("ledger_worker", "legacy")])
     try:
         await _every_step(Ledger(router), new_id)
     finally:
         await router.dispose()
-    upgrade(server.dsn("ledger_owner", "legacy"))  # later migrations run as the owner
+    with (
+        psycopg.connect(server.dsn("ledger_worker", "legacy")) as connection,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
 
 
 def test_the_script_refuses_a_missing_password(server: Server, tmp_path: Path) -> None:
