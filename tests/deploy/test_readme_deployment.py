@@ -83,3 +83,17 @@ def test_the_rollback_recreates_the_workers_only() -> None:
         "--no-deps",
         "worker",
     ]
+
+
+def test_the_upgrade_steps_run_the_role_script_as_the_earlier_superuser() -> None:
+    """The earlier compose file made the shards with POSTGRES_USER=transfers (no `postgres`
+    role); the role script connects as POSTGRES_USER, so the README's command sets it, and
+    runs the script where the compose file mounts it."""
+    mounted = _compose()["x-shard-roles"].split(":")[1]
+    steps = " ".join(_section().split())
+    assert f"docker compose exec -e POSTGRES_USER=transfers shard-0 sh {mounted}" in steps
+    assert (
+        "TEMPORAL_DB_PASSWORD=<from .env> SHARD_PASSWORD=<from .env> sh deploy/make-secrets.sh"
+        in steps
+    )
+    assert "`TEMPORAL_HISTORY_SHARDS=4`" in steps

@@ -27,9 +27,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _make_secrets(folder: Path) -> subprocess.CompletedProcess[str]:
+def _make_secrets(
+    folder: Path, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["sh", str(MAKE_SECRETS), str(folder)], capture_output=True, text=True, check=False
+        ["sh", str(MAKE_SECRETS), str(folder)],
+        env={"PATH": "/usr/bin:/bin", **(environment or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -46,12 +52,14 @@ def test_make_secrets_writes_passwords_and_the_dsns_made_of_them(tmp_path: Path)
         assert {(dsn.username, dsn.password) for dsn in dsns} == {
             (f"ledger_{role}", passwords[f"ledger_{role}"])
         }
+        # libpq hands the password to a server that proves it knows it, nothing weaker
+        assert {dsn.query for dsn in dsns} == {"require_auth=scram-sha-256"}
     # nobody else on the host gets into the folder; the containers' users read its files
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()} == {0o644}
 
 
-def test_make_secrets_keeps_what_exists(tmp_path: Path) -> None:
+def test_make_secrets_keeps_the_passwords_and_remakes_the_dsns(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     _make_secrets(folder)
     before = {path.name: path.read_text() for path in folder.iterdir()}
@@ -59,10 +67,25 @@ def test_make_secrets_keeps_what_exists(tmp_path: Path) -> None:
     assert _make_secrets(folder).returncode == 0
     after = {path.name: path.read_text() for path in folder.iterdir()}
     assert set(after) == set(before)
-    assert after["ledger_worker_password"] != before["ledger_worker_password"]
-    assert {name: value for name, value in after.items() if name != "ledger_worker_password"} == {
-        name: value for name, value in before.items() if name != "ledger_worker_password"
-    }
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {"ledger_worker_password", "shard_dsns_worker"}
+    assert f":{after['ledger_worker_password']}@" in after["shard_dsns_worker"]
+
+
+def test_make_secrets_takes_the_passwords_an_earlier_stack_has(tmp_path: Path) -> None:
+    """The earlier compose file's servers keep the passwords of its .env: POSTGRES_PASSWORD_FILE
+    applies on a first start only."""
+    folder = tmp_path / "secrets"
+    earlier = {"TEMPORAL_DB_PASSWORD": "t3mp-from-.env", "SHARD_PASSWORD": "sh4rd from .env"}
+    assert _make_secrets(folder, earlier).returncode == 0
+    assert (folder / "temporal_db_password").read_text() == "t3mp-from-.env"
+    assert (folder / "shard_superuser_password").read_text() == "sh4rd from .env"
+    assert len((folder / "ledger_owner_password").read_text()) == 32
+
+    again = _make_secrets(folder, {**earlier, "SHARD_PASSWORD": "another"})
+    assert again.returncode == 0
+    assert (folder / "shard_superuser_password").read_text() == "sh4rd from .env"
+    assert f"kept {folder}/shard_superuser_password, which differs" in again.stderr
 
 
 def test_settings_read_the_worker_dsns_from_the_secrets_dir(

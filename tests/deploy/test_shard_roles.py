@@ -47,10 +47,10 @@ class Server:
 
 
 def _run_script(
-    server: Server, database: str, secrets: Path | None = None
+    server: Server, database: str, secrets: Path | None = None, superuser_dsn: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     secrets = secrets or server.secrets
-    parts = urlsplit(server.superuser_dsn)
+    parts = urlsplit(superuser_dsn or server.superuser_dsn)
     environment = {
         "PATH": f"{PSQL_DIR}:/usr/bin:/bin",
         "PGHOST": parts.hostname or "",
@@ -250,8 +250,16 @@ async def test_a_shard_migrated_before_the_roles_existed_is_handed_over(
     by the superuser at the release before, the script run by hand, then `migrate` as the
     owner."""
     _create_database(server, "legacy")
-    upgrade(server.superuser("legacy"), "0003")
-    result = _run_script(server, "legacy")
+    # the earlier compose file's shards: POSTGRES_USER=transfers, no `postgres` role there (the
+    # README's `docker compose exec -e POSTGRES_USER=transfers ...` runs the script as it)
+    with psycopg.connect(server.superuser("legacy"), autocommit=True) as connection:
+        connection.execute("CREATE ROLE transfers SUPERUSER LOGIN PASSWORD 'old-shard-pw'")
+    old_superuser = urlsplit(server.superuser("legacy"))
+    old_superuser = old_superuser._replace(
+        netloc=f"transfers:old-shard-pw@{old_superuser.hostname}:{old_superuser.port}"
+    )
+    upgrade(old_superuser.geturl(), "0003")
+    result = _run_script(server, "legacy", superuser_dsn=old_superuser.geturl())
     assert result.returncode == 0, result.stderr
     upgrade(server.dsn("ledger_owner", "legacy"))
 
