@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from workflows.search_attributes import REGISTRATION
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -97,3 +99,22 @@ def test_the_upgrade_steps_run_the_role_script_as_the_earlier_superuser() -> Non
         in steps
     )
     assert "`TEMPORAL_HISTORY_SHARDS=4`" in steps
+
+
+def test_the_search_attributes_are_counted_right() -> None:
+    readme = (ROOT / "README.md").read_text()
+    count = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight"][
+        len(REGISTRATION)
+    ]
+    assert f"our {count} search attributes" in readme
+
+
+def test_the_healthcheck_needs_are_documented() -> None:
+    """The image's HEALTHCHECK asks 127.0.0.1 on HEALTH_PORT; Compose never acts on its
+    result."""
+    healthcheck = (ROOT / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1]
+    assert "127.0.0.1" in healthcheck
+    assert "os.environ['HEALTH_PORT']" in healthcheck
+    section = " ".join(_section().split())
+    assert "It needs `HEALTH_PORT` set (not 0) and `HEALTH_HOST` to include loopback" in section
+    assert "Compose does not restart an unhealthy container" in section
