@@ -53,6 +53,8 @@ WHERE to_regclass('public.alembic_version') IS NOT NULL \gexec
 -- and every table and sequence (a serial column) a later migration creates (expand, then
 -- contract: README "Deployment"); UPDATE on a table is granted by the migration that needs it
 ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public
+    REVOKE ALL ON TABLES FROM ledger_worker;  -- a wider default an earlier script gave
+ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public
     GRANT SELECT, INSERT ON TABLES TO ledger_worker;
 ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public
     GRANT USAGE ON SEQUENCES TO ledger_worker;

@@ -275,6 +275,23 @@ async def test_a_shard_migrated_before_the_roles_existed_is_handed_over(
         connection.execute("UPDATE alembic_version SET version_num = '9999'")
 
 
+def test_running_the_script_again_narrows_a_wider_default(server: Server) -> None:
+    """A shard whose first script gave the worker UPDATE on every future table."""
+    default_acl = (
+        "SELECT defaclacl::text FROM pg_default_acl"
+        " WHERE defaclrole = 'ledger_owner'::regrole AND defaclobjtype = 'r'"
+    )
+    with psycopg.connect(server.superuser("ledger"), autocommit=True) as connection:
+        connection.execute(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA public"
+            " GRANT UPDATE ON TABLES TO ledger_worker"
+        )
+        assert "ledger_worker=arw/" in str(connection.execute(default_acl).fetchone())
+        result = _run_script(server, "ledger")
+        assert result.returncode == 0, result.stderr
+        assert connection.execute(default_acl).fetchone() == ("{ledger_worker=ar/ledger_owner}",)
+
+
 def test_the_script_refuses_a_missing_password(server: Server, tmp_path: Path) -> None:
     (tmp_path / "ledger_owner_password").write_text("only-one")
     result = _run_script(server, "ledger", tmp_path)
