@@ -24,11 +24,16 @@ def ledger(router: ShardRouter) -> Ledger:
 
 async def _dinar_account(ledger: Ledger, new_id: NewId) -> str:
     """A BHD account (three decimals) with seven entries, a refund marker among them."""
-    account = new_id("acc")
+    account, other = new_id("acc"), new_id("acc")
     await ledger.open_account(account, "BHD")
+    await ledger.open_account(other, "BHD")
     await ledger.deposit(new_id("dep"), account, 10_000)
-    await ledger.debit(new_id("t"), account, 1_250)
-    await ledger.credit(new_id("t"), account, 5)
+    # Whole transfers with `other` (the suite's shards are shared: an audit later must balance).
+    paid_out, paid_in = new_id("t"), new_id("t")
+    await ledger.debit(paid_out, account, 1_250)
+    await ledger.credit(paid_out, other, 1_250)
+    await ledger.debit(paid_in, other, 5)
+    await ledger.credit(paid_in, account, 5)
     await ledger.refund(new_id("t"), account, 300)  # nothing was debited: a marker
     await ledger.withdraw(new_id("wd"), account, 999)
     refunded = new_id("t")
