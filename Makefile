@@ -29,10 +29,11 @@ dev: $(INSTALLED)-embedded
 test: $(INSTALLED)-dev browser  ## the whole suite against real PostgreSQL and a real Temporal server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-check: $(INSTALLED)-lint  ## lint, format check, strict types, the supply chain's pins
+check: $(INSTALLED)-lint  ## lint, format check, strict types, import contracts, the supply chain's pins
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python deploy/check_supply_chain.py
 
 format: $(INSTALLED)-lint

@@ -15,26 +15,24 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker import Interceptor, Worker
 
 from activities.ledger import LedgerActivities
 from shards.errors import InfrastructureError
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import Shard
-from transfers.client import connect_temporal
 from transfers.health import ping_shard
 from transfers.metrics import TransferMetrics
 from transfers.observability import Observability, ObservabilityError
 from transfers.settings import Settings, StackFileError, load_settings, settings_problem
-from workflows import policies
+from transfers.temporal_connection import connect_temporal
+from transfers.tuned_worker import run_until, tuned_worker
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -82,32 +80,6 @@ def build_worker(
     )
 
 
-def tuned_worker(
-    client: Client,
-    settings: Settings,
-    *,
-    workflows: Sequence[type],
-    activities: Sequence[Callable[..., Any]],
-    interceptors: Sequence[Interceptor] = (),
-) -> Worker:
-    """A worker with the transfers worker's set-up (slots, runner, shutdown) for `workflows`;
-    `transfers bench e2e` runs its ceiling workflow on one."""
-    runner = SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
-    return Worker(
-        client,
-        task_queue=settings.transfers_task_queue,
-        workflow_runner=runner,
-        interceptors=interceptors,
-        workflows=workflows,
-        activities=activities,
-        max_concurrent_activities=settings.max_concurrent_activities,
-        max_concurrent_local_activities=settings.max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-        # a running step gets as long to finish as its own timeout allows
-        graceful_shutdown_timeout=policies.STEP_START_TO_CLOSE,
-    )
-
-
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Wait for Temporal and every shard, then run until `stop` is set (or forever).
 
@@ -137,21 +109,6 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
     finally:
         await router.dispose()
-
-
-async def run_until(worker: Worker, stop: asyncio.Event) -> None:
-    """Run `worker` until `stop` is set, then let its running activities finish."""
-    running = asyncio.create_task(worker.run())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():  # the worker failed on its own: report it
-        stopping.cancel()
-        running.result()
-        return
-    log.info("stopping: no new tasks; waiting for running activities to finish")
-    await worker.shutdown()
-    await running
-    log.info("worker stopped")
 
 
 async def _wait_for_dependencies(

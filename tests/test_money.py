@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shards.errors import InvalidCurrency
-from transfers.money import EXPONENTS, exponent, format_amount, parse_amount
+from shards.money import EXPONENTS, exponent, format_amount, parse_amount
 
 # The hand-kept table that ISO's replaced: amounts of accounts opened then keep their meaning.
 OLD_TABLE = {

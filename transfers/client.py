@@ -52,15 +52,13 @@ from temporalio.exceptions import (
 from temporalio.exceptions import (
     TimeoutError as TemporalTimeoutError,
 )
-from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from shards.errors import BUSINESS_ERRORS, HoldExpired, HoldNotActive, IdempotencyConflict
-from transfers.money import format_amount
-from transfers.payload_codec import data_converter_for
-from transfers.readable import Readable
+from shards.money import format_amount
 from transfers.settings import Settings
-from transfers.temporal_connection import connect_options
+from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
+from transfers.temporal_connection import TemporalUnavailable as TemporalUnavailable  # re-export
 from transfers.ui_links import workflows_page
 from workflows.models import (
     PendingTransferRequest,
@@ -71,6 +69,7 @@ from workflows.models import (
     check_note,
 )
 from workflows.pending import PendingTransferWorkflow
+from workflows.readable import Readable
 from workflows.saga import REFUND_STUCK
 from workflows.search_attributes import (
     AMOUNT,
@@ -84,7 +83,6 @@ from workflows.transfer import TransferWorkflow
 
 WORKFLOW_TYPE = "TransferWorkflow"
 PENDING_WORKFLOW_TYPE = "PendingTransferWorkflow"
-CONNECT_WAIT_S = 5.0
 # A running transfer answers its status query from a worker; with none polling, give up and
 # report what the search attributes say.
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -92,12 +90,6 @@ HOLD_POLL_S = 0.1  # how often submit_pending asks whether the hold is placed
 ENDED_DESCRIBES_IN_FLIGHT = 20  # `ended` asks about many transfers without flooding the server
 
 Handle = WorkflowHandle[Any, TransferOutcome]
-
-
-class TemporalUnavailable(Exception):
-    """The Temporal server could not be reached."""
-
-    code = "TemporalUnavailable"
 
 
 class TransferNotFound(Exception):
@@ -128,38 +120,6 @@ class TransferSummary(BaseModel):
 
 def workflow_id(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
-
-
-async def connect_temporal(
-    settings: Settings, *, wait_s: float = CONNECT_WAIT_S, runtime: Runtime | None = None
-) -> Client:
-    """A client with the pydantic data converter (payloads encrypted with PAYLOAD_KEYS, see
-    transfers.payload_codec), retrying for up to `wait_s` seconds.
-
-    Namespace, TLS and API key come from `settings` (see transfers.temporal_connection); a
-    worker passes the `runtime` that exports its metrics.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while True:
-        remaining = deadline - loop.time()
-        try:
-            return await asyncio.wait_for(
-                Client.connect(
-                    settings.temporal_address,
-                    data_converter=data_converter_for(settings),
-                    runtime=runtime,
-                    **connect_options(settings),
-                ),
-                timeout=max(remaining, 0.5),
-            )
-        except (RuntimeError, TimeoutError):
-            if loop.time() + 0.5 >= deadline:
-                raise TemporalUnavailable(
-                    f"Temporal at {settings.temporal_address} is unreachable "
-                    f"(waited {wait_s:g}s): is the server running?"
-                ) from None
-            await asyncio.sleep(0.5)
 
 
 class TransfersClient:

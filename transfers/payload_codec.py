@@ -7,7 +7,7 @@ with the key its metadata names. Rotation: add a new key, make it PAYLOAD_KEY_ID
 ones for as long as histories (and their retention) encrypted with them exist.
 
 What stays readable without a key: search attributes (not payloads), summaries
-(transfers.readable), and payloads written before encryption was turned on. Failure messages
+(workflows.readable), and payloads written before encryption was turned on. Failure messages
 (which name accounts) move into an encrypted payload too (the SDK's encoded failure attributes).
 """
 
@@ -26,8 +26,8 @@ from temporalio.converter import (
 )
 
 from transfers.payload_keys import PayloadKeyError, parse_payload_keys
-from transfers.readable import ReadableMarkingConverter, is_readable
 from transfers.settings import Settings
+from workflows.readable import ReadableMarkingConverter, is_readable
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

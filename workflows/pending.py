@@ -14,7 +14,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from shards.enums import EntryKind
     from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
-    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -26,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         TransferOutcome,
         TransferStatus,
     )
+    from workflows.readable import Readable
     from workflows.saga import LedgerSaga
     from workflows.saga_steps import Refused, cancelled, shielded
 

@@ -17,7 +17,7 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from transfers.money import format_amount
+    from shards.money import format_amount
     from workflows import policies
     from workflows.models import (
         AppliedEntry,

@@ -16,9 +16,9 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from shards.errors import BUSINESS_ERRORS
-    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import TransferError
+    from workflows.readable import Readable
 
 T = TypeVar("T")
 

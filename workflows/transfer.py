@@ -10,7 +10,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from shards.errors import IdempotencyConflict
-    from transfers.readable import Readable
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
@@ -21,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         WithinShardRequest,
     )
+    from workflows.readable import Readable
     from workflows.saga import LedgerSaga
     from workflows.saga_steps import Refused, call, cancelled, shielded
 

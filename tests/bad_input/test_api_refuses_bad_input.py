@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from shards.errors import InvalidAmount
+from shards.money import parse_amount
 from tests.bad_input.conftest import MALFORMED_AMOUNTS
 from transfers.client import TemporalUnavailable, TransfersClient
 from transfers.embedded_pg import free_port
-from transfers.money import parse_amount
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest
 

@@ -12,8 +12,8 @@ from temporalio.api.common.v1 import Payload
 
 from transfers.payload_codec import ENCODING, KEY_ID, EncryptionCodec
 from transfers.payload_keys import PayloadKeyError
-from transfers.readable import Readable, ReadableMarkingConverter
 from transfers.settings import Settings, settings_problem
+from workflows.readable import Readable, ReadableMarkingConverter
 
 OLD, NEW = os.urandom(32), os.urandom(16)
 SECRET = b'{"memo": "rent for march", "source_account_id": "acc-alice"}'

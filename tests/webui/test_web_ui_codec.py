@@ -28,8 +28,9 @@ from shards.router import ShardRouter
 from tests.support.codec_server import codec_server, key_env
 from tests.webui.test_web_ui_tracing import ARTIFACTS, CHROMIUM, page  # noqa: F401 (a fixture)
 from tests.workflows.conftest import Accounts, running_worker
-from transfers.client import TransfersClient, connect_temporal, workflow_id
+from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
+from transfers.temporal_connection import connect_temporal
 from workflows.models import TransferRequest, TransferStatus
 from workflows.search_attributes import REGISTRATION
 

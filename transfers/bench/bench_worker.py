@@ -1,8 +1,9 @@
 """`python -m transfers.bench.bench_worker ceiling|baseline`: the e2e bench's yardstick workers.
 
-ceiling: `CeilingWorkflow` on a worker with the transfers worker's set-up (`worker.tuned_worker`);
-baseline: `BaselineWorkflow` on a worker with the SDK's defaults (sandboxed workflows, regular
-activities, default slots). Settings come from the environment like `worker.py`'s; SIGTERM stops.
+ceiling: `CeilingWorkflow` on a worker with the transfers worker's set-up
+(`transfers.tuned_worker`); baseline: `BaselineWorkflow` on a worker with the SDK's defaults
+(sandboxed workflows, regular activities, default slots). Settings come from the environment
+like `worker.py`'s; SIGTERM stops.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import sys
 from temporalio.worker import Worker
 
 from transfers.bench.noop import BaselineWorkflow, CeilingWorkflow, bench_step
-from transfers.client import connect_temporal
 from transfers.settings import load_settings
-from worker import run_until, tuned_worker
+from transfers.temporal_connection import connect_temporal
+from transfers.tuned_worker import run_until, tuned_worker
 
 KINDS = ("ceiling", "baseline")
 

@@ -24,10 +24,11 @@ from transfers.chaos.reuse import SameIdRuns
 from transfers.chaos.run_record import RunRecord
 from transfers.chaos.schedule import Fault, seeded_random
 from transfers.chaos.workload import Workload
-from transfers.client import TransfersClient, connect_temporal
+from transfers.client import TransfersClient
 from transfers.devstack.stack import DevOptions, DevStack
 from transfers.embedded_pg import free_port
 from transfers.settings import Settings, StackInfo, load_settings
+from transfers.temporal_connection import connect_temporal
 
 QUIESCENCE_TIMEOUT_S = 180.0
 DUPLICATE_ANSWER_WAIT_S = 30.0  # once every transfer is final, a duplicate answers at once

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from shards.money import format_amount
 from shards.validation import MAX_PAGE
 from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
-from transfers.money import format_amount
 
 if TYPE_CHECKING:
     from shards.statements import StatementEntry, StatementPage

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shards.money import format_amount, parse_amount
 from transfers.cli.common import (
     EXIT_FAILED,
     CliError,
@@ -23,7 +24,6 @@ from transfers.cli.transfer_commands import (
     outcome_line,
     temporal_client,
 )
-from transfers.money import format_amount, parse_amount
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient, TransferSummary

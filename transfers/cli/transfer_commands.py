@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from shards.money import format_amount, parse_amount
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -26,7 +27,6 @@ from transfers.cli.common import (
     settings_from,
 )
 from transfers.durations import parse_hold_timeout
-from transfers.money import format_amount, parse_amount
 from transfers.terminal import styled
 
 if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from itertools import count
 
 from shards.ledger import Ledger
+from shards.money import format_amount
 from shards.router import ShardRouter, shard_index
 from shards.schema import AccountStatus
 from transfers.client import TransfersClient
-from transfers.money import format_amount
 from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus
 
