@@ -66,11 +66,11 @@ from workflows.models import (
     TransferOutcome,
     TransferRequest,
     TransferStatus,
+    TransferStep,
     check_note,
 )
 from workflows.pending import PendingTransferWorkflow
 from workflows.readable import Readable
-from workflows.saga import REFUND_STUCK
 from workflows.search_attributes import (
     AMOUNT,
     CURRENCY,
@@ -243,7 +243,7 @@ class TransfersClient:
         )
         while True:  # the retried refund may be refused again: then the transfer waits again
             outcome = await self.status(transfer_id)
-            if not wait or outcome.status.final or outcome.step == REFUND_STUCK:
+            if not wait or outcome.status.final or outcome.step == TransferStep.REFUND_STUCK:
                 return outcome
             await asyncio.sleep(HOLD_POLL_S)
 

@@ -55,6 +55,38 @@ FINAL_STATUSES = frozenset(
 )
 
 
+class TransferStep(enum.StrEnum):
+    """Where a transfer is within its status: the `step` of its outcome, its status query and
+    `--json`, and of the Web UI's current details. The values are part of that contract."""
+
+    STARTED = "started"  # the run began; nothing recorded yet
+    # TransferWorkflow
+    ROUTING = "routing"  # claiming the transfer id and routing both sides
+    DEBITING = "debiting"
+    DEBIT_REFUSED = "debit-refused"  # FAILED: the source refused the debit
+    TRANSFERRING = "transferring"  # both sides on one shard, in one transaction
+    # PendingTransferWorkflow
+    HOLDING = "holding"  # claiming, routing, placing the hold
+    HOLD_REFUSED = "hold-refused"  # FAILED: the source refused the hold
+    HELD = "held"  # HELD: waiting for a post, a void or the hold's expiry
+    CAPTURING = "capturing"  # a post takes the held amount as the debit
+    CAPTURE_REFUSED = "capture-refused"  # FAILED: the hold was no longer there to capture
+    RELEASING = "releasing"  # a void, an expiry or a cancellation gives the hold back
+    VOIDED = "voided"  # VOIDED: released by a void
+    EXPIRED = "expired"  # EXPIRED: lapsed before a post
+    # both
+    CREDITING = "crediting"
+    COMPLETED = "completed"  # COMPLETED: debited and credited
+    REFUSED = "refused"  # FAILED: refused before any money moved (claim, route, same shard)
+    CANCELLED = "cancelled"  # FAILED or VOIDED: cancelled before the money moved
+    SETTLING_CREDIT = "settling-credit"  # did the credit land? fenced on the target's shard
+    REFUNDING = "refunding"  # COMPENSATING: giving the debit back to the source
+    REFUND_STUCK = "refund-stuck"  # COMPENSATING: the refund was refused; waits for an operator
+    RESOLVING = "resolving"  # an operator settled the stuck refund by hand; recording it
+    RESOLVED_BY_OPERATOR = "resolved-by-operator"  # COMPENSATED: settled by hand
+    REFUNDED = "refunded"  # COMPENSATED: debited, credit refused, refunded
+
+
 class TransferRequest(Model):
     """Input of `TransferWorkflow` (workflow id `transfer-{transfer_id}`)."""
 
@@ -209,7 +241,7 @@ class TransferOutcome(Model):
 
     transfer_id: str
     status: TransferStatus
-    step: str
+    step: str  # a TransferStep's value; a plain string so any recorded step still decodes
     entries: tuple[AppliedEntry, ...] = ()
     error: TransferError | None = None
     expires_at: datetime | None = None  # a pending transfer's hold lapses then (shard clock)

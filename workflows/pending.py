@@ -24,12 +24,13 @@ with workflow.unsafe.imports_passed_through():
         TransferError,
         TransferOutcome,
         TransferStatus,
+        TransferStep,
     )
     from workflows.readable import Readable
     from workflows.saga import LedgerSaga
     from workflows.saga_steps import Refused, cancelled, shielded
 
-POSTED, VOIDED, EXPIRED, CANCELLED = "posted", "voided", "expired", "cancelled"
+POSTED = "posted"  # a decision, not a step: the post goes on as capturing, then crediting
 
 
 @dataclass(frozen=True)
@@ -60,27 +61,29 @@ class PendingTransferWorkflow(LedgerSaga):
 
     @workflow.run
     async def run(self, request: PendingTransferRequest) -> TransferOutcome:
-        self._start("holding")
+        self._start(TransferStep.HOLDING)
         if not self._legacy:
             try:
                 await self._claim()
             except Refused as refusal:  # another request owns the id: nothing of this is written
-                return self._finish(TransferStatus.FAILED, "refused", refusal.error)
+                return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal.error)
             except asyncio.CancelledError:
                 refused = await self._claimed_after_cancel()
                 if refused:
-                    return self._finish(TransferStatus.FAILED, "refused", refused)
+                    return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refused)
                 reason = cancelled("before the hold was placed")
-                return await self._release(TransferStatus.FAILED, CANCELLED, reason)
+                return await self._release(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
         try:
             hold = await self._hold()
         except Refused as refusal:
-            return await self._release(TransferStatus.FAILED, "hold-refused", refusal.error)
+            return await self._release(
+                TransferStatus.FAILED, TransferStep.HOLD_REFUSED, refusal.error
+            )
         except asyncio.CancelledError:
             reason = cancelled("before the hold was placed")
-            return await self._release(TransferStatus.FAILED, CANCELLED, reason)
+            return await self._release(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
         self._expires_at = hold.expires_at
-        self._advance(TransferStatus.HELD, "held")
+        self._advance(TransferStatus.HELD, TransferStep.HELD)
 
         decision = await self._wait_for_decision()
         # Once decided, the decision runs to its end: a post or void Update is waiting for it.
@@ -116,7 +119,7 @@ class PendingTransferWorkflow(LedgerSaga):
     @workflow.update
     async def void(self) -> TransferOutcome:
         """Release the hold; answers with the outcome (VOIDED)."""
-        self._decide(_Decision(VOIDED))
+        self._decide(_Decision(TransferStep.VOIDED))
         await workflow.wait_condition(lambda: self._status.final)
         return self.status()
 
@@ -128,7 +131,7 @@ class PendingTransferWorkflow(LedgerSaga):
 
     async def _wait_for_decision(self) -> _Decision:
         """A post or a void, else the timer (expired), else a cancellation (voided)."""
-        undecided = _Decision(EXPIRED)
+        undecided = _Decision(TransferStep.EXPIRED)
         try:
             await workflow.wait_condition(
                 lambda: self._decision is not None,
@@ -138,7 +141,7 @@ class PendingTransferWorkflow(LedgerSaga):
         except TimeoutError:
             pass
         except asyncio.CancelledError:
-            undecided = _Decision(CANCELLED)
+            undecided = _Decision(TransferStep.CANCELLED)
         # An Update accepted in the same workflow task as the timer or the cancellation wins.
         self._decision = self._decision or undecided
         return self._decision
@@ -155,7 +158,7 @@ class PendingTransferWorkflow(LedgerSaga):
         """A hold resolves once: post and void need a HELD transfer that nothing decided yet."""
         transfer_id = self._request.transfer_id
         if self._decision is not None:
-            error = HoldExpired if self._decision.how == EXPIRED else HoldNotActive
+            error = HoldExpired if self._decision.how == TransferStep.EXPIRED else HoldNotActive
             raise _rejection(error, f"the hold of transfer {transfer_id} is {self._decision.how}")
         if self._status != TransferStatus.HELD:
             raise _rejection(
@@ -166,15 +169,15 @@ class PendingTransferWorkflow(LedgerSaga):
     async def _carry_out(self, decision: _Decision) -> TransferOutcome:
         if decision.how == POSTED:
             return await self._post(decision.amount)
-        if decision.how == EXPIRED:
-            return await self._release(TransferStatus.EXPIRED, EXPIRED)
-        reason = cancelled("while held") if decision.how == CANCELLED else None
-        return await self._release(TransferStatus.VOIDED, decision.how, reason)
+        if decision.how == TransferStep.EXPIRED:
+            return await self._release(TransferStatus.EXPIRED, TransferStep.EXPIRED)
+        reason = cancelled("while held") if decision.how == TransferStep.CANCELLED else None
+        return await self._release(TransferStatus.VOIDED, TransferStep(decision.how), reason)
 
     # the outcomes -------------------------------------------------------------------------
 
     async def _post(self, amount: int | None) -> TransferOutcome:
-        self._advance(TransferStatus.RUNNING, "capturing")
+        self._advance(TransferStatus.RUNNING, TransferStep.CAPTURING)
         try:
             capture = await self._capture(amount)
         except Refused as refusal:
@@ -193,22 +196,22 @@ class PendingTransferWorkflow(LedgerSaga):
         """Credit what was captured; a refused credit is settled (fenced, then refunded)."""
         self._record(capture)
         self._amount = capture.amount
-        self._advance(TransferStatus.DEBITED, "crediting")
+        self._advance(TransferStatus.DEBITED, TransferStep.CREDITING)
         try:
             self._record(await self._credit())
         except Refused as refusal:
             return await self._settle(refusal.error)
-        return self._finish(TransferStatus.COMPLETED, "completed")
+        return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
 
     async def _refuse_post(self, refusal: TransferError) -> TransferOutcome:
         """Nothing was captured: release the hold, and the post's Update fails with the reason."""
         self._post_refusal = refusal
         if refusal.type == HoldExpired.__name__:  # the shard's clock said so before the timer
-            return await self._release(TransferStatus.EXPIRED, EXPIRED, refusal)
-        return await self._release(TransferStatus.FAILED, "capture-refused", refusal)
+            return await self._release(TransferStatus.EXPIRED, TransferStep.EXPIRED, refusal)
+        return await self._release(TransferStatus.FAILED, TransferStep.CAPTURE_REFUSED, refusal)
 
     async def _release(
-        self, status: TransferStatus, step: str, reason: TransferError | None = None
+        self, status: TransferStatus, step: TransferStep, reason: TransferError | None = None
     ) -> TransferOutcome:
         """Release the hold, or fence it out with a marker when it never landed, then finish.
 
@@ -217,7 +220,7 @@ class PendingTransferWorkflow(LedgerSaga):
         captured (a post whose task was lost, or a transfer that ended before) is not released:
         the release hands back the capture, which is credited, or the refund that settled it.
         """
-        self._advance(self._status, "releasing")
+        self._advance(self._status, TransferStep.RELEASING)
         try:
             release = await shielded(self._release_hold())
         except Refused as refusal:  # before ENTRIES_DECIDE: a captured hold was refused here
@@ -227,7 +230,7 @@ class PendingTransferWorkflow(LedgerSaga):
             return await shielded(self._deliver(release))
         self._record(release)
         if release.kind == EntryKind.REFUND:
-            return self._finish(TransferStatus.COMPENSATED, "refunded", reason)
+            return self._finish(TransferStatus.COMPENSATED, TransferStep.REFUNDED, reason)
         return self._finish(status, step, reason)
 
     # the steps ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         TransferOutcome,
         TransferRequest,
         TransferStatus,
+        TransferStep,
     )
     from workflows.saga_steps import (
         SETTLE_BY_ENTRIES,
@@ -50,9 +51,6 @@ with workflow.unsafe.imports_passed_through():
 A = TypeVar("A")
 R = TypeVar("R")
 
-REFUND_STUCK = "refund-stuck"
-RESOLVING = "resolving"  # an operator settled the stuck refund by hand; recording it
-
 
 @dataclass(frozen=True)
 class _OperatorDecision:
@@ -70,7 +68,7 @@ class LedgerSaga:
         # What the credit (and its refund) moves: the request's amount, or what a post captured.
         self._amount = request.amount
         self._status = TransferStatus.RUNNING
-        self._step = "started"
+        self._step = TransferStep.STARTED
         self._entries: list[AppliedEntry] = []
         self._error: TransferError | None = None
         self._expires_at: datetime | None = None  # set once a pending transfer's hold is placed
@@ -231,7 +229,7 @@ class LedgerSaga:
         An attempt can end without its outcome being known (cancelled, timed out, lost with its
         workflow task); refunding then could pay twice. The fence answers on the target's shard.
         """
-        self._advance(self._status, "settling-credit")
+        self._advance(self._status, TransferStep.SETTLING_CREDIT)
         try:
             fence = await shielded(self._fence_credit())
         except Refused as refusal:  # runs before ENTRIES_DECIDE only: a fence now never refuses
@@ -243,7 +241,11 @@ class LedgerSaga:
         return True
 
     async def _settle(
-        self, reason: TransferError, failed_step: str = "cancelled", *, credit_unknown: bool = False
+        self,
+        reason: TransferError,
+        failed_step: TransferStep = TransferStep.CANCELLED,
+        *,
+        credit_unknown: bool = False,
     ) -> TransferOutcome:
         """End a transfer that did not complete as its entries on the shards say, whatever
         stopped it (a refusal, a cancellation, a re-run finding a compensation): first the
@@ -256,21 +258,21 @@ class LedgerSaga:
         if not credit_unknown and not self._settles_by_entries():
             return await self._compensate(reason, failed_step)
         if await self._credit_landed():
-            return self._finish(TransferStatus.COMPLETED, "completed")
+            return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
         return await self._compensate(reason, failed_step)
 
     async def _compensate(
-        self, reason: TransferError, failed_step: str = "cancelled"
+        self, reason: TransferError, failed_step: TransferStep = TransferStep.CANCELLED
     ) -> TransferOutcome:
         """Refund the source. A cancellation of the workflow cannot interrupt this."""
-        self._advance(TransferStatus.COMPENSATING, "refunding", reason)
+        self._advance(TransferStatus.COMPENSATING, TransferStep.REFUNDING, reason)
         refund = await shielded(self._refund_until_settled())
         if refund is None:
-            return self._finish(TransferStatus.COMPENSATED, "resolved-by-operator")
+            return self._finish(TransferStatus.COMPENSATED, TransferStep.RESOLVED_BY_OPERATOR)
         self._record(refund)
         if refund.marker:  # the debit never applied, and now it never will
             return self._finish(TransferStatus.FAILED, failed_step, reason)
-        return self._finish(TransferStatus.COMPENSATED, "refunded", reason)
+        return self._finish(TransferStatus.COMPENSATED, TransferStep.REFUNDED, reason)
 
     async def _refund_until_settled(self) -> AppliedEntry | None:
         """Infrastructure errors are retried by the policy; a refusal waits for an operator.
@@ -287,14 +289,14 @@ class LedgerSaga:
             if decision.resolved:
                 # No longer stuck from here: a status read or another decision meanwhile sees
                 # the resolve being applied (the same status: no command, replays unchanged).
-                self._advance(TransferStatus.COMPENSATING, RESOLVING)
+                self._advance(TransferStatus.COMPENSATING, TransferStep.RESOLVING)
                 if self._settles_by_entries():
                     refund = await self._record_settled_by_hand()
                     if refund is not None:  # the ledger refunded first: the operator must not
                         return refund
                 self._error = _resolved(decision.note, reason, refused=self._error)
                 return None
-            self._advance(TransferStatus.COMPENSATING, "refunding", reason)
+            self._advance(TransferStatus.COMPENSATING, TransferStep.REFUNDING, reason)
 
     async def _operator_decision(self, refusal: TransferError) -> _OperatorDecision:
         """Say loudly that the refund is stuck, then wait for an operator's Update."""
@@ -304,7 +306,7 @@ class LedgerSaga:
             refusal.type,
             refusal.message,
         )
-        self._advance(TransferStatus.COMPENSATING, REFUND_STUCK, refusal)
+        self._advance(TransferStatus.COMPENSATING, TransferStep.REFUND_STUCK, refusal)
         visible = refund_stuck_visible()
         if visible:
             workflow.upsert_search_attributes([REFUND_IS_STUCK.value_set(True)])
@@ -317,7 +319,7 @@ class LedgerSaga:
         return self._decisions.pop()
 
     def _require_stuck_refund(self) -> None:
-        if self._step != REFUND_STUCK:
+        if self._step != TransferStep.REFUND_STUCK:
             raise ValueError(f"no refund is stuck: the transfer is {self._status} ({self._step})")
         if self._decisions:
             raise ValueError("an operator decision is already being applied")
@@ -331,7 +333,7 @@ class LedgerSaga:
         and not at the start, is then found in the history or not)."""
         return not self._legacy or workflow.patched(SETTLE_BY_ENTRIES)
 
-    def _start(self, step: str) -> None:
+    def _start(self, step: TransferStep) -> None:
         self._legacy = not entries_decide()
         request = self._request
         updates: list[SearchAttributeUpdate[Any]] = [
@@ -349,7 +351,7 @@ class LedgerSaga:
         self._advance(TransferStatus.RUNNING, step)
 
     def _advance(
-        self, status: TransferStatus, step: str, error: TransferError | None = None
+        self, status: TransferStatus, step: TransferStep, error: TransferError | None = None
     ) -> None:
         """Move to a new step; the search attribute follows the status, the details the step."""
         if status != self._status:
@@ -360,7 +362,7 @@ class LedgerSaga:
         workflow.set_current_details(self._details())
 
     def _finish(
-        self, status: TransferStatus, step: str, error: TransferError | None = None
+        self, status: TransferStatus, step: TransferStep, error: TransferError | None = None
     ) -> TransferOutcome:
         self._advance(status, step, error)
         return self.status()
@@ -386,7 +388,7 @@ class LedgerSaga:
                 f"\n\nHeld until {self._expires_at:%Y-%m-%d %H:%M:%S %Z} by the shard's clock: "
                 "send the Update `post` (optionally with an amount) or `void`."
             )
-        if self._step == REFUND_STUCK:
+        if self._step == TransferStep.REFUND_STUCK:
             text += (
                 "\n\nThe refund was refused and waits for an operator: send the Update "
                 "`retry_compensation` once fixed, or `resolve_compensation(note)` "

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         TransferOutcome,
         TransferRequest,
         TransferStatus,
+        TransferStep,
         WithinShardRequest,
     )
     from workflows.readable import Readable
@@ -37,31 +38,31 @@ class TransferWorkflow(LedgerSaga):
 
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferOutcome:
-        self._start("routing")
+        self._start(TransferStep.ROUTING)
         try:
             route = await (self._route() if self._legacy else self._claim())
         except Refused as refusal:  # another request owns the id: nothing of this one is written
-            return self._finish(TransferStatus.FAILED, "refused", refusal.error)
+            return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal.error)
         except asyncio.CancelledError:
             reason = cancelled("before its first step was recorded")
             if not self._settles_by_entries():
-                return self._finish(TransferStatus.FAILED, "cancelled", reason)
+                return self._finish(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
             refused = None if self._legacy else await self._claimed_after_cancel()
             if refused:
-                return self._finish(TransferStatus.FAILED, "refused", refused)
+                return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refused)
             return await self._settle(reason)
         if route.same_shard:
             return await self._transfer_within_shard()
 
-        self._advance(TransferStatus.RUNNING, "debiting")
+        self._advance(TransferStatus.RUNNING, TransferStep.DEBITING)
         try:
             self._record(await self._debit())
         except Refused as refusal:
-            return await self._refused("debit-refused", refusal.error)
+            return await self._refused(TransferStep.DEBIT_REFUSED, refusal.error)
         except asyncio.CancelledError:
             return await self._settle(cancelled("before the credit"))
 
-        self._advance(TransferStatus.DEBITED, "crediting")
+        self._advance(TransferStatus.DEBITED, TransferStep.CREDITING)
         try:
             self._record(await self._credit())
         except Refused as refusal:
@@ -69,7 +70,7 @@ class TransferWorkflow(LedgerSaga):
         except asyncio.CancelledError:
             reason = cancelled("before the credit was applied")
             return await self._settle(reason, credit_unknown=True)
-        return self._finish(TransferStatus.COMPLETED, "completed")
+        return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
 
     # the steps ----------------------------------------------------------------------------
 
@@ -91,7 +92,7 @@ class TransferWorkflow(LedgerSaga):
     async def _transfer_within_shard(self) -> TransferOutcome:
         """Both accounts on one shard: one atomic activity, no saga."""
         request = self._request
-        self._advance(TransferStatus.RUNNING, "transferring")
+        self._advance(TransferStatus.RUNNING, TransferStep.TRANSFERRING)
         try:
             entries = await self._execute(
                 LedgerActivities.transfer_within_shard,
@@ -107,16 +108,16 @@ class TransferWorkflow(LedgerSaga):
                 f"transfer {self._money()} {self._accounts()} within one shard",
             )
         except Refused as refusal:
-            return await self._refused("refused", refusal.error)
+            return await self._refused(TransferStep.REFUSED, refusal.error)
         except asyncio.CancelledError:
             reason = cancelled("before commit")
             if self._settles_by_entries():
                 return await self._settle(reason)
             if await self._credit_landed():
-                return self._finish(TransferStatus.COMPLETED, "completed")
-            return self._finish(TransferStatus.FAILED, "cancelled", reason)
+                return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
+            return self._finish(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
         self._record(*entries)
-        return self._finish(TransferStatus.COMPLETED, "completed")
+        return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
 
     async def _debit(self) -> AppliedEntry:
         request = self._request
@@ -129,7 +130,7 @@ class TransferWorkflow(LedgerSaga):
 
     # refusal ----------------------------------------------------------------------------
 
-    async def _refused(self, step: str, refusal: TransferError) -> TransferOutcome:
+    async def _refused(self, step: TransferStep, refusal: TransferError) -> TransferOutcome:
         """The debit (or the same-shard transfer) was refused: it never applied, and a refund
         marker keeps it so (a resubmission after Temporal's retention is refused by the shard).
 
@@ -143,7 +144,7 @@ class TransferWorkflow(LedgerSaga):
             return self._finish(TransferStatus.FAILED, step, refusal)
         return await self._settle(refusal, step)
 
-    async def _refuse(self, step: str, refusal: TransferError) -> TransferOutcome:
+    async def _refuse(self, step: TransferStep, refusal: TransferError) -> TransferOutcome:
         """Before ENTRIES_DECIDE: FAILED, with a refund marker on the source."""
         try:
             await shielded(self._refund())

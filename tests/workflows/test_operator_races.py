@@ -12,8 +12,7 @@ from temporalio.client import Client
 from tests.support.stuck_refunds import stuck_refund
 from tests.workflows.conftest import Accounts
 from transfers.client import RefundNotStuck, TransfersClient
-from workflows.models import TransferRequest, TransferStatus
-from workflows.saga import RESOLVING
+from workflows.models import TransferRequest, TransferStatus, TransferStep
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -29,7 +28,10 @@ async def test_a_resolve_not_yet_recorded_reads_as_resolving(
     request = await stuck_refund(transfers, client, accounts, request_for)
     async with accounts.row_locked(request.source_account_id):  # the marker step waits
         outcome = await transfers.resolve(request.transfer_id, "paid by wire #1", wait=False)
-        assert (outcome.status, outcome.step) == (TransferStatus.COMPENSATING, RESOLVING)
+        assert (outcome.status, outcome.step) == (
+            TransferStatus.COMPENSATING,
+            TransferStep.RESOLVING,
+        )
 
 
 async def test_no_other_decision_while_a_resolve_is_applied(
@@ -41,9 +43,9 @@ async def test_no_other_decision_while_a_resolve_is_applied(
     request = await stuck_refund(transfers, client, accounts, request_for)
     async with accounts.row_locked(request.source_account_id):
         await transfers.resolve(request.transfer_id, "paid by wire #1", wait=False)
-        with pytest.raises(RefundNotStuck, match=RESOLVING):
+        with pytest.raises(RefundNotStuck, match=TransferStep.RESOLVING):
             await transfers.retry_refund(request.transfer_id)
-        with pytest.raises(RefundNotStuck, match=RESOLVING):
+        with pytest.raises(RefundNotStuck, match=TransferStep.RESOLVING):
             await transfers.resolve(request.transfer_id, "other note")
     for _ in range(150):
         outcome = await transfers.status(request.transfer_id)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workflows.models import AppliedEntry
+from workflows.models import AppliedEntry, TransferOutcome, TransferStatus, TransferStep
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PREVIOUS_RELEASE = "aa61ea2"  # the last commit before balances left the step results
@@ -45,3 +45,18 @@ def test_a_step_result_carries_no_balance_and_decodes_in_the_previous_release(
     )
     assert completed.returncode == 0, completed.stderr
     assert "balance_after=0" in completed.stdout
+
+
+def test_the_step_names_in_the_json_contract_keep_their_values() -> None:
+    assert {step.value for step in TransferStep} == {
+        *("started", "routing", "debiting", "debit-refused", "transferring"),
+        *("holding", "hold-refused", "held", "capturing", "capture-refused", "releasing"),
+        *("voided", "expired", "crediting", "completed", "refused", "cancelled"),
+        *("settling-credit", "refunding", "refund-stuck", "resolving", "resolved-by-operator"),
+        "refunded",
+    }
+    outcome = TransferOutcome(
+        transfer_id="t-1", status=TransferStatus.COMPENSATING, step=TransferStep.REFUND_STUCK
+    )
+    assert '"step":"refund-stuck"' in outcome.model_dump_json()
+    assert TransferOutcome.model_validate_json(outcome.model_dump_json()).step == "refund-stuck"

@@ -78,9 +78,9 @@ def _decide(
         as_json,
         lambda: console.print(outcome_line(outcome), link, sep="\n"),
     )
-    from workflows.saga import REFUND_STUCK  # loaded with the client already
+    from workflows.models import TransferStep  # loaded with the client already
 
-    if outcome.step == REFUND_STUCK:
+    if outcome.step == TransferStep.REFUND_STUCK:
         raise typer.Exit(EXIT_FAILED)
 
 
