@@ -23,14 +23,14 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
 from activities.ledger import LedgerActivities
-from shards.errors import InfrastructureError
+from shards.errors import InfrastructureError, StackFileError
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import Shard
 from transfers.health import ping_shard
 from transfers.metrics import TransferMetrics
 from transfers.observability import Observability, ObservabilityError
-from transfers.settings import Settings, StackFileError, load_settings, settings_problem
+from transfers.settings import Settings, load_settings, settings_problem
 from transfers.temporal_connection import connect_temporal
 from transfers.tuned_worker import run_until, tuned_worker
 from workflows.pending import PendingTransferWorkflow

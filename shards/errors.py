@@ -1,15 +1,17 @@
-"""Every error the shard layer raises, split by what a caller should do about it.
+"""Every error of transfers, one tree: catch `TransfersError` to catch them all.
 
-    TransfersError
+    TransfersError                    exit code 1 unless a branch below says otherwise
     ├── BusinessError                 refused for a reason retrying cannot change (non-retryable)
-    │   ├── InvalidInput              malformed request, nothing was read or written
+    │   ├── InvalidInput              malformed request, nothing was read or written: exit code 2
     │   │   ├── InvalidAmount         not an integer in 1 .. 2**63-1 minor units, or would overflow
     │   │   ├── InvalidAccountId      not 1-64 chars of [A-Za-z0-9_.:-]
     │   │   ├── InvalidTransferId     same rule as account ids
     │   │   ├── InvalidCurrency       not three capital letters
     │   │   ├── InvalidTtl            hold time-to-live out of range
     │   │   ├── InvalidCursor         a statement cursor that no statement page returned
-    │   │   └── SameAccount           a transfer from an account to itself
+    │   │   ├── SameAccount           a transfer from an account to itself
+    │   │   ├── ConfigError           a malformed setting (environment, .env, SHARD_DSNS)
+    │   │   └── StackFileError        a `transfers dev` stack.json missing, unreadable or foreign
     │   ├── InsufficientFunds         available (balance - active holds) below the amount
     │   ├── AccountNotFound
     │   ├── AccountNotOpen            frozen or closed
@@ -20,24 +22,40 @@
     │   │   └── AlreadyCompensated    the step's compensation was recorded first: too late to apply
     │   ├── RouteChanged              a same-shard transfer's accounts no longer share a shard
     │   ├── HoldExpired               past expires_at by the database clock
-    │   └── HoldNotActive             captured or released already, or never placed
-    └── InfrastructureError           the shard could not answer now (retryable)
+    │   ├── HoldNotActive             captured or released already, or never placed
+    │   ├── TransferNotFound          no workflow for this transfer id (never submitted, or
+    │   │                             forgotten after retention)
+    │   ├── UnknownTransfer           a transfer without our search attributes (a foreign client's)
+    │   ├── AlreadyFinished           cancelling a transfer that has ended
+    │   └── RefundNotStuck            no refund waits for an operator: nothing to retry or resolve
+    └── InfrastructureError           a server could not answer now (retryable)
         ├── ShardUnavailable          connection refused or lost, or no pooled connection free
         ├── SerializationFailure      the database aborted the transaction to keep it serializable
         ├── LockTimeout               a row lock was not granted within lock_timeout
-        └── VersionConflict           optimistic retries exhausted on a hot row
+        ├── VersionConflict           optimistic retries exhausted on a hot row
+        ├── TemporalUnavailable       the Temporal server could not be reached
+        └── PayloadKeyError           a payload encrypted with a key that PAYLOAD_KEYS lacks
 
-`code` (the class name) is the stable name used as Temporal `ApplicationError.type` and in `--json`.
+Each error gives its code one way: `code`, the class name, is the stable name used as Temporal
+`ApplicationError.type` and as "type" in `--json` (a contract: never rename a class here), and
+`exit_code` is the CLI's exit status (1 refused or unreachable, 2 bad input). The tree lives on the
+lowest floor so that every layer raises from it; upper modules re-export their own (the client's
+`TransferNotFound`, the connection's `TemporalUnavailable`, ...). `BUSINESS_ERRORS` names those
+that cross Temporal from an activity and are never retried; its set is part of the workflows'
+retry policies, so replay needs it unchanged.
 """
 
 from __future__ import annotations
 
 
 class TransfersError(Exception):
-    """Root of the hierarchy."""
+    """Root of the tree: `except TransfersError` catches every error of transfers."""
+
+    exit_code = 1  # the CLI's exit status: the operation was refused or could not be done
 
     @property
     def code(self) -> str:
+        """The stable name of the error: its class name (`ApplicationError.type`, `--json`)."""
         return type(self).__name__
 
 
@@ -46,99 +64,133 @@ class BusinessError(TransfersError):
 
 
 class InvalidInput(BusinessError):
-    """The request itself is malformed."""
+    """The request itself is malformed; nothing was read or written."""
+
+    exit_code = 2
 
 
 class InvalidAmount(InvalidInput):
-    pass
+    """Not an integer in 1 .. 2**63-1 minor units, or a sum that would overflow."""
 
 
 class InvalidAccountId(InvalidInput):
-    pass
+    """Not 1-64 characters of [A-Za-z0-9_.:-]."""
 
 
 class InvalidTransferId(InvalidInput):
-    pass
+    """Not 1-64 characters of [A-Za-z0-9_.:-] (the account ids' rule)."""
 
 
 class InvalidCurrency(InvalidInput):
-    pass
+    """Not three capital letters, or a currency that is not supported."""
 
 
 class InvalidTtl(InvalidInput):
-    pass
+    """A hold's time-to-live out of range."""
 
 
 class InvalidCursor(InvalidInput):
-    pass
+    """A statement cursor that no statement page returned."""
 
 
 class SameAccount(InvalidInput):
-    pass
+    """A transfer from an account to itself."""
+
+
+class ConfigError(InvalidInput):
+    """A malformed setting: the environment, .env or SHARD_DSNS."""
+
+
+class StackFileError(InvalidInput):
+    """A `transfers dev` stack.json that is missing, unreadable, invalid or from another host."""
 
 
 class InsufficientFunds(BusinessError):
-    pass
+    """The available balance (balance minus active holds) is below the amount."""
 
 
 class AccountNotFound(BusinessError):
-    pass
+    """No account with this id on its shard."""
 
 
 class AccountNotOpen(BusinessError):
-    pass
+    """The account is frozen or closed."""
 
 
 class AccountAlreadyExists(BusinessError):
-    pass
+    """The account was opened before with another currency."""
 
 
 class AccountNotEmpty(BusinessError):
-    pass
+    """Closing an account that still holds money."""
 
 
 class CurrencyMismatch(BusinessError):
-    pass
+    """The transfer's currency is not the account's."""
 
 
 class IdempotencyConflict(BusinessError):
-    pass
+    """A transfer id, or a step (transfer_id, kind), used before with other fields."""
 
 
 class AlreadyCompensated(IdempotencyConflict):
-    pass
+    """The step's compensation was recorded first: too late to apply the step."""
 
 
 class RouteChanged(BusinessError):
-    pass
+    """A same-shard transfer's accounts no longer share a shard."""
 
 
 class HoldExpired(BusinessError):
-    pass
+    """The hold is past its expires_at by the database clock."""
 
 
 class HoldNotActive(BusinessError):
-    pass
+    """The hold was captured or released already, or never placed."""
+
+
+class TransferNotFound(BusinessError):
+    """No workflow for this transfer id (never submitted, or forgotten after retention)."""
+
+
+class UnknownTransfer(BusinessError):
+    """A transfer without our search attributes (started by a foreign client): no amount to show."""
+
+
+class AlreadyFinished(BusinessError):
+    """Cancelling a transfer that has ended: nothing to cancel."""
+
+
+class RefundNotStuck(BusinessError):
+    """The transfer's refund is not waiting for an operator: nothing to retry or resolve."""
 
 
 class InfrastructureError(TransfersError):
-    """The shard could not answer now; the same call may succeed later."""
+    """A server could not answer now; the same call may succeed later."""
 
 
 class ShardUnavailable(InfrastructureError):
-    pass
+    """The shard refused or lost the connection, or its pool had no connection free."""
 
 
 class SerializationFailure(InfrastructureError):
-    pass
+    """The database aborted the transaction to keep it serializable."""
 
 
 class LockTimeout(InfrastructureError):
-    pass
+    """A row lock was not granted within lock_timeout."""
 
 
 class VersionConflict(InfrastructureError):
-    pass
+    """Optimistic retries exhausted on a hot row."""
+
+
+class TemporalUnavailable(InfrastructureError):
+    """The Temporal server could not be reached."""
+
+
+class PayloadKeyError(InfrastructureError):
+    """An encrypted payload that the keys at hand cannot decrypt (transfers.payload_codec)."""
 
 
 BUSINESS_ERRORS: dict[str, type[BusinessError]] = {

@@ -17,6 +17,9 @@ workflow type `TransferWorkflow`, workflow id `transfer-{transfer_id}`, task que
 `TRANSFERS_TASK_QUEUE` (default `transfers`), and one JSON input, amounts in minor units:
 `{"transfer_id": "t-1", "source_account_id": "acc-1", "target_account_id": "acc-2",
 "amount": 1234, "currency": "USD", "memo": null}`. The workflow validates it again.
+
+Every refusal and outage it raises is a `TransfersError` (the one tree, drawn in shards.errors):
+`BusinessError` when retrying cannot help, `InfrastructureError` when it may.
 """
 
 from __future__ import annotations
@@ -55,10 +58,13 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from shards.errors import BUSINESS_ERRORS, HoldExpired, HoldNotActive, IdempotencyConflict
+from shards.errors import RefundNotStuck as RefundNotStuck  # re-exported: the API's errors
+from shards.errors import TemporalUnavailable as TemporalUnavailable
+from shards.errors import TransferNotFound as TransferNotFound
+from shards.errors import TransfersError as TransfersError
 from shards.money import format_amount
 from transfers.settings import Settings
 from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
-from transfers.temporal_connection import TemporalUnavailable as TemporalUnavailable  # re-export
 from transfers.ui_links import workflows_page
 from workflows.models import (
     PendingTransferRequest,
@@ -90,18 +96,6 @@ HOLD_POLL_S = 0.1  # how often submit_pending asks whether the hold is placed
 ENDED_DESCRIBES_IN_FLIGHT = 20  # `ended` asks about many transfers without flooding the server
 
 Handle = WorkflowHandle[Any, TransferOutcome]
-
-
-class TransferNotFound(Exception):
-    """No workflow for this transfer id (never submitted, or forgotten after retention)."""
-
-    code = "TransferNotFound"
-
-
-class RefundNotStuck(Exception):
-    """The transfer's refund is not waiting for an operator: nothing to retry or resolve."""
-
-    code = "RefundNotStuck"
 
 
 class TransferSummary(BaseModel):

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payload, Payloads
 
+from shards.errors import PayloadKeyError
 from transfers.payload_codec import EncryptionCodec
-from transfers.payload_keys import PayloadKeyError
 from transfers.terminal import inert
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # the UI sends one event's payloads; Temporal caps one at 2 MB

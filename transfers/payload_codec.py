@@ -25,7 +25,8 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
-from transfers.payload_keys import PayloadKeyError, parse_payload_keys
+from shards.errors import PayloadKeyError
+from transfers.payload_keys import parse_payload_keys
 from transfers.settings import Settings
 from workflows.readable import ReadableMarkingConverter, is_readable
 

@@ -14,12 +14,6 @@ KEY_BYTES = (16, 24, 32)  # AES-128, AES-192, AES-256
 KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class PayloadKeyError(Exception):
-    """An encrypted payload that the keys at hand cannot decrypt (transfers.payload_codec)."""
-
-    code = "PayloadKeyError"
-
-
 def parse_payload_keys(text: str) -> dict[str, bytes]:
     """Key id -> AES key. Raises ValueError naming the key id at fault, never the key."""
     keys: dict[str, bytes] = {}

@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shards.errors import StackFileError
 from shards.lock_strategy import LockStrategy
 from transfers.payload_keys import parse_payload_keys
 from transfers.private_files import write_private
@@ -190,10 +191,6 @@ def _names_this_machine_only(stack: StackInfo) -> bool:
         and (stack.ui_url is None or _LOOPBACK_UI.fullmatch(stack.ui_url) is not None)
         and all(_LOOPBACK_SHARD.fullmatch(dsn) for dsn in stack.shard_dsns)
     )
-
-
-class StackFileError(Exception):
-    """stack.json is missing or unreadable."""
 
 
 def read_stack(data_dir: Path) -> StackInfo:

@@ -19,16 +19,11 @@ from typing import TypedDict
 from temporalio.client import Client, TLSConfig
 from temporalio.runtime import Runtime
 
+from shards.errors import TemporalUnavailable
 from transfers.payload_codec import data_converter_for
 from transfers.settings import Settings
 
 CONNECT_WAIT_S = 5.0
-
-
-class TemporalUnavailable(Exception):
-    """The Temporal server could not be reached."""
-
-    code = "TemporalUnavailable"
 
 
 class ConnectOptions(TypedDict):

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 
+from shards.errors import PayloadKeyError
 from transfers.payload_codec import ENCODING, KEY_ID, EncryptionCodec
-from transfers.payload_keys import PayloadKeyError
 from transfers.settings import Settings, settings_problem
 from workflows.readable import Readable, ReadableMarkingConverter
 

@@ -25,11 +25,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.ledger import LedgerActivities
+from shards.errors import PayloadKeyError
 from tests.cli.conftest import run_cli
 from tests.workflows.conftest import Accounts, running_worker
 from transfers.client import TransfersClient, workflow_id
 from transfers.payload_codec import ENCODING, KEY_ID
-from transfers.payload_keys import PayloadKeyError
 from transfers.settings import Settings
 from transfers.temporal_connection import connect_temporal
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus

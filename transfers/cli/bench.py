@@ -10,15 +10,16 @@ import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from shards.errors import ConfigError
 from transfers.cli import bench_e2e
 from transfers.cli.common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     JsonOption,
     StackOption,
     console,
     emit,
     errors,
+    exit_with,
     fail,
     run,
     settings_from,
@@ -56,7 +57,7 @@ def shards_command(
     try:
         given = settings.dsn_list() if settings.shard_dsns else None
     except ValueError as error:
-        fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
+        exit_with(ConfigError(f"SHARD_DSNS: {error}"), as_json)
     view = _LiveView()
     with _shards(given, as_json) as dsns, _live(view, as_json):
         results = run(lambda: run_shard_bench(dsns, options, view.progress, view.add), as_json)

@@ -17,7 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from shards.errors import InfrastructureError
+from shards.errors import ConfigError, InfrastructureError
 from shards.lock_strategy import LockStrategy
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -27,6 +27,7 @@ from transfers.cli.common import (
     console,
     emit,
     errors,
+    exit_with,
     exits_without_teardown,
     fail,
     settings_from,
@@ -114,7 +115,7 @@ def e2e_command(
         try:
             settings.dsn_list()
         except ValueError as error:
-            fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
+            exit_with(ConfigError(f"SHARD_DSNS: {error}"), as_json)
     if options.loads and not plot_available():
         errors.print(f"no plot: {INSTALL_HINT}")
     try:

@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 1 the operation failed (refused, shard or Temporal unreachable);
 2 bad input (malformed arguments, unknown currency, garbage stack.json). No traceback for either.
+A command raises an error of the one tree (shards.errors), which gives its `--json` type (`code`)
+and its exit code (`exit_code`); `run` reports every one of them the same way. `fail` is for the
+command's own argument checks.
 
 Start-up: `transfers --help` imports every command module, so these modules import at the top only
 Typer, Rich and light modules of ours; settings (pydantic), the shards (SQLAlchemy, psycopg) and
@@ -21,8 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from shards.errors import BusinessError, InfrastructureError, InvalidInput
-from transfers.payload_keys import PayloadKeyError
+from shards.errors import ConfigError, InvalidInput, TransfersError
 from transfers.terminal import InertConsole, styled
 
 if TYPE_CHECKING:
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 P = ParamSpec("P")
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+EXIT_FAILED = TransfersError.exit_code
+EXIT_BAD_INPUT = InvalidInput.exit_code
 
 # Every string printed through these is inert text (transfers.terminal): data can come
 # from anyone who can write to the namespace.
@@ -47,18 +49,10 @@ StackOption = Annotated[
 ]
 
 
-class CliError(Exception):
-    """A failure to report as one line with an exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED, code: str = "Error") -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.code = code
-
-
 def fail(
     message: str, exit_code: int = EXIT_FAILED, code: str = "Error", as_json: bool = False
 ) -> NoReturn:
+    """Print one error line (or one JSON object) and exit with `exit_code`."""
     if as_json:
         print(json.dumps({"error": {"type": code, "message": message}}))
     else:
@@ -66,17 +60,22 @@ def fail(
     raise typer.Exit(exit_code)
 
 
+def exit_with(error: TransfersError, as_json: bool = False) -> NoReturn:
+    """Print an error of the tree as one line (or one JSON object) and exit with its code."""
+    fail(str(error), error.exit_code, error.code, as_json)
+
+
 def settings_from(stack: Path | None, as_json: bool = False) -> Settings:
     from pydantic import ValidationError
 
-    from transfers.settings import StackFileError, load_settings, settings_problem
+    from transfers.settings import load_settings, settings_problem
 
     try:
         return load_settings(stack)
-    except StackFileError as error:
-        fail(str(error), EXIT_BAD_INPUT, "StackFileError", as_json)
+    except TransfersError as error:  # StackFileError
+        exit_with(error, as_json)
     except ValidationError as error:  # a malformed setting in the environment or .env
-        fail(settings_problem(error), EXIT_BAD_INPUT, "ConfigError", as_json)
+        exit_with(ConfigError(settings_problem(error)), as_json)
 
 
 def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
@@ -85,16 +84,8 @@ def run(action: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
 
     try:
         return asyncio.run(action())  # type: ignore[arg-type]
-    except CliError as error:
-        fail(str(error), error.exit_code, error.code, as_json)
-    except InvalidInput as error:
-        fail(str(error), EXIT_BAD_INPUT, error.code, as_json)
-    except BusinessError as error:
-        fail(str(error), EXIT_FAILED, error.code, as_json)
-    except InfrastructureError as error:
-        fail(str(error), EXIT_FAILED, error.code, as_json)
-    except PayloadKeyError as error:  # a payload encrypted with a key PAYLOAD_KEYS lacks
-        fail(str(error), EXIT_FAILED, error.code, as_json)
+    except TransfersError as error:
+        exit_with(error, as_json)
     except KeyboardInterrupt:
         fail("interrupted", 130, "Interrupted", as_json)
 
@@ -110,7 +101,7 @@ async def open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
     try:
         router = ShardRouter.from_dsns(settings.dsn_list(), settings.pool())
     except (ValueError, ArgumentError) as error:
-        raise CliError(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError") from None
+        raise ConfigError(f"SHARD_DSNS: {error}") from None
     try:
         yield Ledger(router, settings.lock_strategy)
     finally:

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from shards.errors import ConfigError
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
     StackOption,
     console,
     emit,
+    exit_with,
     fail,
     settings_from,
 )
@@ -38,12 +40,12 @@ def upgrade_command(
     try:
         dsns = settings.dsn_list()
     except ValueError as error:
-        fail(str(error), EXIT_BAD_INPUT, "ConfigError", as_json)
+        exit_with(ConfigError(str(error)), as_json)
     try:
         for dsn in dsns:  # every DSN parsed before the first shard is migrated
             sqlalchemy_url(dsn)
     except (ValueError, ArgumentError) as error:  # the message names a part, never the DSN
-        fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
+        exit_with(ConfigError(f"SHARD_DSNS: {error}"), as_json)
     if shard is not None:
         if not 0 <= shard < len(dsns):
             fail(
@@ -61,7 +63,7 @@ def upgrade_command(
             done[redact(dsn)] = found.revision
             newer[redact(dsn)] = str(found)
         except (ValueError, ArgumentError) as error:  # a connection option only the driver reads
-            fail(f"SHARD_DSNS: {error}", EXIT_BAD_INPUT, "ConfigError", as_json)
+            exit_with(ConfigError(f"SHARD_DSNS: {error}"), as_json)
         except DBAPIError as error:  # unreachable, refused, or not allowed to migrate
             reason = str(error.orig).strip().splitlines()[0] if error.orig else "unreachable"
             fail(f"cannot migrate {redact(dsn)}: {reason}", as_json=as_json)

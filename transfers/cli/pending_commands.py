@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shards.errors import UnknownTransfer
 from shards.money import format_amount, parse_amount
 from transfers.cli.common import (
     EXIT_FAILED,
-    CliError,
     JsonOption,
     StackOption,
     console,
@@ -34,10 +34,8 @@ async def _pending_summary(client: TransfersClient, transfer_id: str) -> Transfe
     """The held amount and its currency, from the transfer's search attributes."""
     summary = await client.summary(transfer_id)
     if summary is None:
-        raise CliError(
-            f"transfer {transfer_id} has no amount or currency on record: use the Python API",
-            EXIT_FAILED,
-            "UnknownTransfer",
+        raise UnknownTransfer(
+            f"transfer {transfer_id} has no amount or currency on record: use the Python API"
         )
     return summary
 

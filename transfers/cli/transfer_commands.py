@@ -10,16 +10,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from shards.errors import (
+    AlreadyFinished,
+    InvalidInput,
+    SameAccount,
+    TemporalUnavailable,
+    TransferNotFound,
+)
 from shards.money import format_amount, parse_amount
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    CliError,
     JsonOption,
     StackOption,
     console,
     emit,
+    exit_with,
     exits_without_teardown,
     fail,
     open_ledger,
@@ -40,14 +47,11 @@ TransferArgument = Annotated[str, typer.Argument(metavar="TRANSFER_ID", help="Tr
 
 @asynccontextmanager
 async def temporal_client(settings: Settings) -> AsyncIterator[TransfersClient]:
-    """The Python API's client, its failures as one line and exit code 1."""
+    """The Python API's client; its errors are the tree's, reported by `run` like any other."""
     # Imported here: the Temporal SDK would add half a second to every shard-only command.
-    from transfers.client import TemporalUnavailable, TransferNotFound, TransfersClient
+    from transfers.client import TransfersClient
 
-    try:
-        yield await TransfersClient.connect(settings)
-    except (TemporalUnavailable, TransferNotFound) as error:
-        raise CliError(str(error), EXIT_FAILED, type(error).__name__) from None
+    yield await TransfersClient.connect(settings)
 
 
 def outcome_json(outcome: TransferOutcome) -> dict[str, Any]:
@@ -95,7 +99,7 @@ async def _build_request(
     check_account_id(source)
     check_account_id(target)
     if source == target:
-        raise CliError("--from and --to must be different accounts", EXIT_BAD_INPUT, "SameAccount")
+        raise SameAccount("--from and --to must be different accounts")
     if currency is None:  # the source account's own currency
         async with open_ledger(settings) as ledger:
             currency = (await ledger.get_account(source)).currency
@@ -111,7 +115,7 @@ async def _build_request(
     except ValidationError as error:
         problem = error.errors()[0]
         field = ".".join(str(part) for part in problem["loc"]) or "transfer"
-        raise CliError(f"{field}: {problem['msg']}", EXIT_BAD_INPUT, "InvalidInput") from None
+        raise InvalidInput(f"{field}: {problem['msg']}") from None
 
 
 @exits_without_teardown
@@ -150,7 +154,7 @@ def submit_command(
     settings = settings_from(stack, as_json)
     chosen_id = transfer_id or f"t-{uuid.uuid4().hex}"
     if pending != (timeout is not None):
-        fail("--pending and --timeout go together", EXIT_BAD_INPUT, "InvalidInput", as_json)
+        exit_with(InvalidInput("--pending and --timeout go together"), as_json)
 
     async def action() -> tuple[TransferRequest, TransferOutcome, str]:
         hold_s = None if timeout is None else parse_hold_timeout(timeout)
@@ -283,11 +287,9 @@ def cancel_command(
         async with temporal_client(settings) as client:
             if not await client.cancel(transfer_id):
                 outcome = await client.status(transfer_id)
-                raise CliError(
+                raise AlreadyFinished(
                     f"transfer {transfer_id} has finished ({outcome.status.value}): "
-                    "nothing to cancel",
-                    EXIT_FAILED,
-                    "AlreadyFinished",
+                    "nothing to cancel"
                 )
 
     run(action, as_json)
@@ -357,9 +359,9 @@ def _ask_temporal(settings: Settings) -> WorkflowEnded:
         try:
             async with temporal_client(settings) as client:
                 return await client.ended(transfer_ids)
-        except CliError as error:
+        except (TemporalUnavailable, TransferNotFound) as error:
             hint = f"{error}; `transfers audit --no-temporal` audits the shards alone"
-            raise CliError(hint, error.exit_code, error.code) from None
+            raise type(error)(hint) from None
 
     return workflow_ended
 
