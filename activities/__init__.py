@@ -1,0 +1,1 @@
+"""The activities: each shard step that a workflow asks for, its refusals made final."""

@@ -1,0 +1,1 @@
+"""The shard layer: accounts, entries and holds on PostgreSQL shards, a step a transaction."""

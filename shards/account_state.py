@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LapsedHold:
+    """A hold past its expires_at that the account's `held` column still counts."""
+
     transfer_id: str
     amount: int
 
@@ -30,4 +32,5 @@ class AccountState:
 
     @property
     def available(self) -> int:
+        """What a step may take: the balance less the holds that have not lapsed."""
         return self.balance - self.live_held

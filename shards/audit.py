@@ -37,6 +37,8 @@ WRITTEN_OFF = "written_off"
 
 @dataclass
 class CurrencyTotals:
+    """One currency's sums across all shards, and whether money was conserved."""
+
     balances: int = 0
     held: int = 0
     in_flight: int = 0
@@ -47,12 +49,15 @@ class CurrencyTotals:
 
     @property
     def conserved(self) -> bool:
+        """Balances, money in flight and money written off add up to deposits less withdrawals."""
         paid_out = self.balances + self.in_flight + self.written_off
         return paid_out == self.deposits - self.withdrawals
 
 
 @dataclass
 class AuditReport:
+    """What `transfers audit` found: per-currency totals and every finding, keyed by its id."""
+
     currencies: dict[str, CurrencyTotals] = field(default_factory=dict)
     accounts_by_shard: dict[int, int] = field(default_factory=dict)
     transfers_checked: int = 0
@@ -65,12 +70,14 @@ class AuditReport:
 
     @property
     def violations(self) -> int:
+        """The count of unbalanced currencies, account mismatches, contradictions, strandings."""
         unbalanced = sum(not totals.conserved for totals in self.currencies.values())
         findings = (self.account_mismatches, self.contradictions, self.stranded)
         return unbalanced + sum(len(found) for found in findings)
 
     @property
     def ok(self) -> bool:
+        """Nothing found: the ledger is consistent."""
         return self.violations == 0
 
 

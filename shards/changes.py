@@ -21,6 +21,7 @@ class PriorEntry:
     fingerprint: str | None  # None on entries older than migration 0002
 
     def result(self, transfer_id: str) -> StepResult:
+        """This entry as a step's result, marked `replayed`: an earlier call applied it."""
         return StepResult(
             transfer_id,
             self.kind,
@@ -34,6 +35,8 @@ class PriorEntry:
 
 @dataclass(frozen=True)
 class HoldRow:
+    """The transfer's hold as a step reads it; `expired` is judged by the database clock."""
+
     transfer_id: str
     account_id: str
     amount: int
@@ -78,6 +81,8 @@ class NewEntry:
 
 @dataclass(frozen=True)
 class NewHold:
+    """A hold to place on `account_id`, lapsing `ttl_s` seconds after the shard's clock now."""
+
     account_id: str
     amount: int
     ttl_s: float
@@ -93,6 +98,8 @@ class HoldTransition:
 
 @dataclass(frozen=True)
 class Change:
+    """All a step writes in one guarded statement: postings, entries, the hold's change."""
+
     postings: list[Posting]
     entries: list[NewEntry] = field(default_factory=list)
     new_hold: NewHold | None = None

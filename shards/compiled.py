@@ -35,6 +35,7 @@ class Compiled:
 
     @classmethod
     def of(cls, statement: ClauseElement) -> Compiled:
+        """Compile `statement` once for psycopg; its literal binds become `constants`."""
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         # Binds with no value are the caller's; those with one are literals such as `+ 1`.
         constants = compiled.construct_params(_check=False)
@@ -43,6 +44,7 @@ class Compiled:
     async def rows(
         self, connection: Driver, row_factory: AsyncRowFactory[T], **parameters: Any
     ) -> list[T]:
+        """Run the statement on `connection`, each row built by `row_factory`."""
         async with connection.cursor(row_factory=row_factory) as cursor:
             await cursor.execute(self.sql, {**self.constants, **parameters})
             return await cursor.fetchall()

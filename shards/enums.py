@@ -9,12 +9,16 @@ import enum
 
 
 class AccountStatus(enum.StrEnum):
+    """An account's state: only an open account takes part in a transfer."""
+
     OPEN = "open"
     FROZEN = "frozen"
     CLOSED = "closed"
 
 
 class EntryKind(enum.StrEnum):
+    """What an entry records; `kind` is also half of an entry's idempotency key."""
+
     DEBIT = "debit"
     CREDIT = "credit"
     REFUND = "refund"
@@ -26,6 +30,8 @@ class EntryKind(enum.StrEnum):
 
 
 class HoldStatus(enum.StrEnum):
+    """A hold's state: active until captured (posted) or released (voided, expired)."""
+
     ACTIVE = "active"
     CAPTURED = "captured"
     RELEASED = "released"

@@ -90,6 +90,7 @@ class Ledger:
 
     @property
     def strategy(self) -> LockStrategy:
+        """How steps guard their rows: pessimistic (row locks) or optimistic (compare-and-set)."""
         return self.runner.strategy
 
     # accounts -----------------------------------------------------------------------------
@@ -111,6 +112,7 @@ class Ledger:
         return view
 
     async def get_account(self, account_id: str) -> AccountView:
+        """The account as users see it (held judged live); AccountNotFound if it does not exist."""
         check_account_id(account_id)
         shard = self.router.shard_for(account_id)
         query = _account_views().where(accounts.c.account_id == account_id)
@@ -121,6 +123,7 @@ class Ledger:
         return AccountView(**row._asdict(), shard=shard.index)
 
     async def list_accounts(self, limit: int = 1000) -> list[AccountView]:
+        """Up to `limit` accounts of every shard, in account id order."""
         query = _account_views().order_by(accounts.c.account_id).limit(limit)
         views: list[AccountView] = []
         for shard in self.router.shards:
@@ -137,6 +140,7 @@ class Ledger:
         return await read_statement(self.router, account_id, limit=limit, before=before)
 
     async def set_status(self, account_id: str, status: AccountStatus) -> None:
+        """Freeze, unfreeze or close an account; closing needs it empty, with no live hold."""
         check_account_id(account_id)
         await self.runner.run(
             f"status-{account_id}"[:64],
@@ -147,6 +151,7 @@ class Ledger:
     async def deposit(
         self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
     ) -> StepResult:
+        """Put money into an account from outside the ledger; applied once per transfer id."""
         step = validated_step(transfer_id, account_id, amount, currency)
         digest = fingerprint_of(K.DEPOSIT, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT), digest))
@@ -154,6 +159,7 @@ class Ledger:
     async def withdraw(
         self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
     ) -> StepResult:
+        """Take money out of an account to outside the ledger; InsufficientFunds if short."""
         step = validated_step(transfer_id, account_id, amount, currency)
         digest = fingerprint_of(K.WITHDRAWAL, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL), digest))
@@ -174,6 +180,7 @@ class Ledger:
         currency: str | None = None,
         fingerprint: str | None = None,
     ) -> StepResult:
+        """A saga's first money step: take `amount` from the source, once per transfer id."""
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT), fingerprint))
 
@@ -185,6 +192,7 @@ class Ledger:
         currency: str | None = None,
         fingerprint: str | None = None,
     ) -> StepResult:
+        """Give `amount` to the target; AlreadyCompensated once `fence_credit` refused it."""
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT), fingerprint))
 
@@ -196,6 +204,8 @@ class Ledger:
         currency: str | None = None,
         fingerprint: str | None = None,
     ) -> StepResult:
+        """Pay the debit back to the source, even frozen or closed; with no debit recorded, a marker
+        that refuses the debit from then on."""
         step = validated_step(transfer_id, account_id, amount, currency)
         return _one(await self._run(step, lambda ctx: plan_refund(ctx, step), fingerprint))
 
@@ -311,6 +321,7 @@ class Ledger:
         )
 
     async def get_hold(self, transfer_id: str, account_id: str) -> HoldView | None:
+        """The transfer's hold on `account_id` as it stands, or None if none was placed."""
         check_transfer_id(transfer_id)
         shard = self.router.shard_for(account_id)
         query = select(

@@ -9,5 +9,7 @@ import enum
 
 
 class LockStrategy(enum.StrEnum):
+    """Pessimistic locks the rows a step reads; optimistic compares versions when it writes."""
+
     PESSIMISTIC = "pessimistic"
     OPTIMISTIC = "optimistic"

@@ -21,6 +21,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class AccountView:
+    """An account as users see it: `held` counts unexpired holds, so held + available = balance."""
+
     account_id: str
     currency: str
     balance: int
@@ -33,6 +35,8 @@ class AccountView:
 
 @dataclass(frozen=True)
 class HoldView:
+    """A hold as the ledger hands it back; `replayed` when an earlier call had placed it."""
+
     transfer_id: str
     account_id: str
     amount: int

@@ -16,6 +16,7 @@ from shards.validation import check_account_id
 
 
 def shard_index(account_id: str, shard_count: int) -> int:
+    """The shard of an account: stable across processes and machines (see the module docstring)."""
     digest = hashlib.sha256(account_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % shard_count
 
@@ -39,17 +40,22 @@ class ShardRouter:
 
     @classmethod
     def from_dsns(cls, dsns: str | Sequence[str], pool: PoolSettings | None = None) -> ShardRouter:
+        """One shard per DSN, in the order given: that order is part of the routing."""
         return cls([Shard(index, dsn, pool) for index, dsn in enumerate(parse_dsns(dsns))])
 
     def index_for(self, account_id: str) -> int:
+        """The index of the account's shard; InvalidAccountId for a malformed id."""
         return shard_index(check_account_id(account_id), len(self.shards))
 
     def shard_for(self, account_id: str) -> Shard:
+        """The account's shard."""
         return self.shards[self.index_for(account_id)]
 
     def same_shard(self, first_account_id: str, second_account_id: str) -> bool:
+        """Whether both accounts live on one shard (then a transfer is one transaction)."""
         return self.index_for(first_account_id) == self.index_for(second_account_id)
 
     async def dispose(self) -> None:
+        """Close every shard's connection pool."""
         for shard in self.shards:
             await shard.dispose()

@@ -42,16 +42,20 @@ class RetryPolicy:
     max_backoff_s: float = 0.1
 
     def backoff_s(self, attempt: int) -> float:
+        """The pause before retry `attempt`: uniform up to an exponential bound (full jitter)."""
         return random.uniform(0, min(self.max_backoff_s, self.first_backoff_s * 2**attempt))  # noqa: S311
 
 
 @dataclass(frozen=True)
 class Applied:
+    """What a step wrote or found, and the transfer's hold when the step asked for it."""
+
     results: tuple[StepResult, ...]
     hold: HoldRow | None
 
 
 def validated_step(transfer_id: str, account_id: str, amount: int, currency: str | None) -> Step:
+    """A step's request, each field checked: invalid input is refused before any read."""
     return Step(
         check_transfer_id(transfer_id),
         check_account_id(account_id),

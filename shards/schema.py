@@ -44,6 +44,8 @@ def _one_of(column: str, values: type[enum.StrEnum]) -> str:
 
 
 class Base(DeclarativeBase):
+    """The declarative base: constraint names follow one convention, so migrations can name them."""
+
     metadata = MetaData(
         naming_convention={
             "ck": "ck_%(table_name)s_%(constraint_name)s",

@@ -156,6 +156,7 @@ class Shard:
         return ShardUnavailable(f"{self.name} unreachable: {error}")
 
     async def dispose(self) -> None:
+        """Close the shard's connection pool."""
         await self.engine.dispose()
 
 

@@ -53,6 +53,7 @@ class StatementPage:
 
 
 def encode_cursor(entry_id: int) -> str:
+    """An opaque cursor for the page that starts before `entry_id`."""
     raw = f"{_CURSOR_PREFIX}{entry_id}".encode("ascii")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -75,6 +76,7 @@ def decode_cursor(cursor: str) -> int:
 
 
 def check_limit(limit: int) -> int:
+    """`limit`, if it is an integer from 1 to MAX_PAGE; InvalidInput otherwise."""
     if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit {limit!r} must be an integer from 1 to {MAX_PAGE}")
     return limit

@@ -151,6 +151,7 @@ async def read_context(
 
 
 async def read_prior(connection: Driver, transfer_id: str) -> dict[str, PriorEntry]:
+    """The transfer's entries on this shard, by kind, read on their own (no account row)."""
     found = await _PRIOR.objects(connection, PriorEntry, transfer_id=transfer_id)
     return {entry.kind: entry for entry in found}
 

@@ -74,6 +74,11 @@ def refuse_other_request(ctx: StepContext) -> None:
 
 
 def replay_of(ctx: StepContext, kind: str, account_id: str, amount: int) -> Replay | None:
+    """The earlier result of this step, if it was applied before with the same account and amount.
+
+    None when it was not; IdempotencyConflict when it was with other fields, or by another
+    request; AlreadyCompensated when a marker settled it first.
+    """
     refuse_other_request(ctx)
     prior = ctx.prior.get(kind)
     if prior is None:
@@ -103,6 +108,9 @@ def refuse_if_compensated(ctx: StepContext, compensation: str) -> None:
 def require_account(
     ctx: StepContext, account_id: str, currency: str | None, *, must_be_open: bool = True
 ) -> AccountState:
+    """The account's state, if it exists, is open (unless `must_be_open` is False) and holds
+    `currency`; the matching error otherwise.
+    """
     state = ctx.states[account_id]
     if state is None:
         raise AccountNotFound(f"account {account_id} does not exist")
@@ -249,6 +257,7 @@ def plan_settled_by_hand(ctx: StepContext, step: Step) -> Change | Replay:
 
 
 def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
+    """Hold `amount` of the source's available funds for `ttl_s` seconds (a pending transfer)."""
     replay = replay_of(ctx, K.HOLD, step.account_id, step.amount)
     if replay:
         return replay

@@ -19,6 +19,7 @@ def _describe(value: object) -> str:
 
 
 def check_account_id(value: object) -> str:
+    """The id, if it is 1-64 characters of [A-Za-z0-9_.:-]; InvalidAccountId otherwise."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidAccountId(
             f"account id {_describe(value)} must be 1-64 characters of A-Z a-z 0-9 _ . : -"
@@ -27,6 +28,7 @@ def check_account_id(value: object) -> str:
 
 
 def check_transfer_id(value: object) -> str:
+    """The id, if it is 1-64 characters of [A-Za-z0-9_.:-]; InvalidTransferId otherwise."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidTransferId(
             f"transfer id {_describe(value)} must be 1-64 characters of A-Z a-z 0-9 _ . : -"
@@ -35,6 +37,7 @@ def check_transfer_id(value: object) -> str:
 
 
 def check_currency(value: object) -> str:
+    """The code, if it is three capital letters; InvalidCurrency otherwise."""
     if not isinstance(value, str) or not CURRENCY_PATTERN.fullmatch(value):
         raise InvalidCurrency(
             f"currency {_describe(value)} must be an ISO 4217 code of 3 capital letters"

@@ -113,6 +113,7 @@ class TransferSummary(BaseModel):
 
 
 def workflow_id(transfer_id: str) -> str:
+    """The workflow id of a transfer: one workflow per transfer id, ever."""
     return f"transfer-{transfer_id}"
 
 

@@ -23,6 +23,8 @@ HoldSeconds = Annotated[float, Field(gt=0, le=MAX_HOLD_TTL_S, allow_inf_nan=Fals
 
 
 class Model(BaseModel):
+    """The base of the wire models: frozen, and unknown fields refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -41,6 +43,7 @@ class TransferStatus(enum.StrEnum):
 
     @property
     def final(self) -> bool:
+        """Whether the transfer has ended: no step will change it any more."""
         return self in FINAL_STATUSES
 
 
@@ -214,6 +217,7 @@ class Route(Model):
 
     @property
     def same_shard(self) -> bool:
+        """Whether both sides live on one shard: then the transfer is one local transaction."""
         return self.source_shard == self.target_shard
 
 

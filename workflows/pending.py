@@ -61,6 +61,7 @@ class PendingTransferWorkflow(LedgerSaga):
 
     @workflow.run
     async def run(self, request: PendingTransferRequest) -> TransferOutcome:
+        """Place the hold, wait for a post, a void, a cancellation or the timeout, and end."""
         self._start(TransferStep.HOLDING)
         if not self._legacy:
             try:

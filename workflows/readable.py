@@ -32,6 +32,7 @@ class ReadableMarkingConverter(PydanticPayloadConverter):
     """The pydantic payload converter, flagging the payloads of `Readable` strings."""
 
     def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        """The payloads of `values`, those of `Readable` strings flagged for the codec."""
         payloads = super().to_payloads(values)
         for value, payload in zip(values, payloads, strict=True):
             if isinstance(value, Readable):
@@ -40,4 +41,5 @@ class ReadableMarkingConverter(PydanticPayloadConverter):
 
 
 def is_readable(payload: Payload) -> bool:
+    """Whether the payload holds a `Readable` string: the codec leaves it in clear."""
     return READABLE in payload.metadata

@@ -31,6 +31,7 @@ the regular activities and the upserts they had."""
 
 
 def lean_history() -> bool:
+    """Whether this run takes the LEAN_HISTORY path: new runs do, a replay as its history says."""
     return workflow.patched(LEAN_HISTORY)
 
 
@@ -43,6 +44,7 @@ Histories recorded before it replay the decisions they recorded."""
 
 
 def entries_decide() -> bool:
+    """Whether this run takes the ENTRIES_DECIDE path: new runs do, a replay as its history says."""
     return workflow.patched(ENTRIES_DECIDE)
 
 
@@ -58,6 +60,7 @@ recorded before it replay without those upserts."""
 
 
 def refund_stuck_visible() -> bool:
+    """Whether this run takes REFUND_STUCK_VISIBLE: new runs do, a replay as its history says."""
     return workflow.patched(REFUND_STUCK_VISIBLE)
 
 
@@ -186,4 +189,5 @@ async def shielded(work: Coroutine[Any, Any, T]) -> T:
 
 
 def cancelled(when: str) -> TransferError:
+    """The error of a transfer cancelled `when` (e.g. 'before its first step was recorded')."""
     return TransferError(type=CANCELLED, message=f"transfer cancelled {when}")

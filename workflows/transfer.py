@@ -38,6 +38,7 @@ class TransferWorkflow(LedgerSaga):
 
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferOutcome:
+        """Claim the id, route, debit and credit (one shard: one transaction); refund if refused."""
         self._start(TransferStep.ROUTING)
         try:
             route = await (self._route() if self._legacy else self._claim())
