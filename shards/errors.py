@@ -39,10 +39,10 @@
 Each error gives its code one way: `code`, the class name, is the stable name used as Temporal
 `ApplicationError.type` and as "type" in `--json` (a contract: never rename a class here), and
 `exit_code` is the CLI's exit status (1 refused or unreachable, 2 bad input). The tree lives on the
-lowest floor so that every layer raises from it; upper modules re-export their own (the client's
-`TransferNotFound`, the connection's `TemporalUnavailable`, ...). `BUSINESS_ERRORS` names those
-that cross Temporal from an activity and are never retried; its set is part of the workflows'
-retry policies, so replay needs it unchanged.
+lowest floor so that every layer raises from it; transfers.client re-exports the API's own
+(`TransfersError`, `TransferNotFound`, `RefundNotStuck`, `TemporalUnavailable`).
+`BUSINESS_ERRORS` names those that cross Temporal from an activity and are never retried; its set
+is part of the workflows' retry policies, so replay needs it unchanged.
 """
 
 from __future__ import annotations
