@@ -7,15 +7,13 @@ money was paid back by hand. `transfers list --stuck` finds those that wait.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from transfers.cli.common import (
     EXIT_FAILED,
-    CliError,
     JsonOption,
     StackOption,
     console,
@@ -33,24 +31,11 @@ from transfers.cli.transfer_commands import (
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient
-    from transfers.settings import Settings
     from workflows.models import TransferOutcome
 
 NoWaitOption = Annotated[
     bool, typer.Option("--no-wait", help="Return once the Update is accepted, not at the end.")
 ]
-
-
-@asynccontextmanager
-async def _operator_client(settings: Settings) -> AsyncIterator[TransfersClient]:
-    """The API's client; a refund that is not stuck is a refusal (exit 1), not a crash."""
-    from transfers.client import RefundNotStuck
-
-    async with temporal_client(settings) as client:
-        try:
-            yield client
-        except RefundNotStuck as refusal:
-            raise CliError(str(refusal), EXIT_FAILED, refusal.code) from None
 
 
 def _decide(
@@ -68,7 +53,7 @@ def _decide(
 
         if note is not None:
             check_note(note)  # bad input, before any server is asked
-        async with _operator_client(settings) as client:
+        async with temporal_client(settings) as client:
             outcome = await decision(client)
             return outcome, client.ui_link(outcome.transfer_id)
 

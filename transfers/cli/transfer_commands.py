@@ -42,11 +42,16 @@ TransferArgument = Annotated[str, typer.Argument(metavar="TRANSFER_ID", help="Tr
 async def temporal_client(settings: Settings) -> AsyncIterator[TransfersClient]:
     """The Python API's client, its failures as one line and exit code 1."""
     # Imported here: the Temporal SDK would add half a second to every shard-only command.
-    from transfers.client import TemporalUnavailable, TransferNotFound, TransfersClient
+    from transfers.client import (
+        RefundNotStuck,
+        TemporalUnavailable,
+        TransferNotFound,
+        TransfersClient,
+    )
 
     try:
         yield await TransfersClient.connect(settings)
-    except (TemporalUnavailable, TransferNotFound) as error:
+    except (TemporalUnavailable, TransferNotFound, RefundNotStuck) as error:
         raise CliError(str(error), EXIT_FAILED, type(error).__name__) from None
 
 
