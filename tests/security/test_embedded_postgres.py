@@ -268,3 +268,25 @@ def test_a_child_log_is_never_written_through_a_link(private_folder: Path) -> No
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         child.start()
     assert target.read_text() == "keep me"
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root keeps data outside the project folder")
+def test_the_data_of_a_removed_folder_is_swept(private_folder: Path) -> None:
+    """As root the data lives under /var/lib: a project folder deleted without `remove()`
+    (pytest's temporary folders, `make clean`) must not leave it there for good."""
+    gone = EmbeddedPostgres(private_folder / "gone" / "shard-0", free_port(), durable=False)
+    gone.start()
+    gone.stop("fast")
+    assert (gone.pgdata / "PG_VERSION").exists()
+    running = EmbeddedPostgres(private_folder / "running" / "shard-0", free_port(), durable=False)
+    running.start()
+    subprocess.run(["rm", "-rf", str(private_folder / "gone"), str(running.data_dir)], check=True)
+    try:
+        kept = EmbeddedPostgres(private_folder / "kept" / "shard-0", free_port(), durable=False)
+        kept.start()
+        kept.remove()
+        assert not gone.pgdata.exists()  # its folder is gone and no server runs on it
+        assert (running.pgdata / "PG_VERSION").exists()  # a server still runs on it: kept
+    finally:
+        running.remove()
+    assert not running.pgdata.exists()

@@ -22,9 +22,11 @@ import psycopg
 
 from transfers.embedded_pg.ports import free_port
 from transfers.embedded_pg.service_account import (
+    forget_service_data,
+    prepare_service_data,
     service_account,
     service_binaries,
-    service_data_dir,
+    service_data_path,
 )
 from transfers.logs import log_tail
 from transfers.private_files import open_private, write_private
@@ -73,7 +75,7 @@ class EmbeddedPostgres:
             self.pgdata = self.data_dir / "pgdata"
         else:
             self._binaries = service_binaries(wheel_install())
-            self.pgdata = service_data_dir(self.data_dir, self._account)
+            self.pgdata = service_data_path(self.data_dir)
 
     @property
     def password(self) -> str:
@@ -107,6 +109,8 @@ class EmbeddedPostgres:
                 "without a password: remove it (its data is lost) and start again",
                 "",
             )
+        if self._account is not None:
+            prepare_service_data(self.data_dir, self.pgdata, self._account)
         initialised = (self.pgdata / "PG_VERSION").exists()
         if not initialised or not (self.data_dir / PASSWORD_FILE).exists():
             self._initdb()
@@ -241,7 +245,10 @@ class EmbeddedPostgres:
 
     def remove(self) -> None:
         self.stop("immediate")
-        shutil.rmtree(self.pgdata, ignore_errors=True)
+        if self._account is None:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+        else:
+            forget_service_data(self.pgdata)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _bin(self, name: str) -> str:
@@ -263,13 +270,12 @@ class EmbeddedPostgres:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs; an exited one its parent has not reaped yet (a zombie) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return state != "Z"
 
 
 def _empty(folder: Path) -> None:

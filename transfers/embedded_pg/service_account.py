@@ -10,6 +10,7 @@ follows a link in a folder the service account owns.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import hashlib
 import importlib.metadata
@@ -18,13 +19,17 @@ import pwd
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from transfers.private_files import open_private, write_private
 
 SERVICE_USER = "embedded_postgres"
 SERVICE_HOME = Path("/var/lib/transfers-embedded-postgres")
 NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
 USERADD, USERMOD, GROUPADD = "/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin/groupadd"
+OWNER_RECORD = ".owner"
 COPIED_FOLDERS = ("bin", "lib", "share")  # what the server and initdb read; not the headers
 
 
@@ -100,13 +105,58 @@ def _let_everyone_read(copy: Path) -> None:
                 file.chmod(0o755 if file.stat().st_mode & stat.S_IXUSR else 0o644)
 
 
-def service_data_dir(folder: Path, account: ServiceAccount) -> Path:
-    """The data of the server whose project folder is `folder`, owned by the service account."""
-    data_root = root_owned_folder(SERVICE_HOME / "data")
-    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:32]
-    data = data_root / digest
-    with contextlib.suppress(FileExistsError):
-        data.mkdir(mode=0o700)
-    # The folder's owner decides; lchown changes the folder itself even if it were a link.
-    os.lchown(data, account.uid, account.gid)
-    return data
+def service_data_path(folder: Path) -> Path:
+    """Where the data of the server whose project folder is `folder` lives."""
+    return SERVICE_HOME / "data" / hashlib.sha256(str(folder).encode()).hexdigest()[:32]
+
+
+def prepare_service_data(folder: Path, data: Path, account: ServiceAccount) -> None:
+    """Create `data` for the service account, and record which folder it serves. The data of
+    folders that are gone (pytest's temporary folders, `make clean`) is swept on the way."""
+    data_root = root_owned_folder(data.parent)
+    with _locked(data_root):
+        _sweep_orphans(data_root, account)
+        with contextlib.suppress(FileExistsError):
+            data.mkdir(mode=0o700)
+        # The folder's owner decides; lchown changes the folder itself even if it were a link.
+        os.lchown(data, account.uid, account.gid)
+        write_private(_record(data), str(folder))
+
+
+def forget_service_data(data: Path) -> None:
+    shutil.rmtree(data, ignore_errors=True)
+    _record(data).unlink(missing_ok=True)
+
+
+def _record(data: Path) -> Path:
+    """Root's note of the project folder `data` serves (beside it, in root's folder)."""
+    return data.with_name(data.name + OWNER_RECORD)
+
+
+@contextlib.contextmanager
+def _locked(data_root: Path) -> Iterator[None]:
+    """One set-up or sweep at a time, across processes."""
+    descriptor = open_private(data_root / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _sweep_orphans(data_root: Path, account: ServiceAccount) -> None:
+    for record in data_root.glob(f"*{OWNER_RECORD}"):
+        data = record.with_name(record.name.removesuffix(OWNER_RECORD))
+        if Path(record.read_text()).exists() or _served(data, account):
+            continue
+        forget_service_data(data)
+
+
+def _served(data: Path, account: ServiceAccount) -> bool:
+    """Whether a server of the account still runs on `data` (its folder gone or not)."""
+    try:
+        with os.fdopen(os.open(data / "postmaster.pid", os.O_RDONLY | os.O_NOFOLLOW)) as file:
+            pid = int(file.readline().split()[0])
+        return os.stat(f"/proc/{pid}").st_uid == account.uid
+    except (OSError, ValueError, IndexError):
+        return False
