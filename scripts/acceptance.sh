@@ -24,7 +24,7 @@ now() { date +%s.%N; }
 since() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 say() { printf '[acceptance] %s\n' "$*"; }
 
-free_port() { "$BIN/python" -c 'from transfers.embedded_pg import free_port; print(free_port())'; }
+free_port() { "$BIN/python" -c 'from transfers.devtools.embedded_pg import free_port; print(free_port())'; }
 
 stop_stack() {
     if [[ -n "${DEV_PID:-}" ]] && kill -0 "$DEV_PID" 2>/dev/null; then

@@ -8,23 +8,9 @@ from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
-from shards.changes import HoldRow
 from shards.claims import claim
-from shards.errors import (
-    AccountAlreadyExists,
-    AccountNotFound,
-    InvalidTtl,
-    RouteChanged,
-    SameAccount,
-)
-from shards.fingerprints import fingerprint_of
-from shards.lock_strategy import LockStrategy
-from shards.records import AccountView, HoldView, StepResult
-from shards.router import ShardRouter
-from shards.runner import Applied, Plan, RetryPolicy, StepRunner, validated_step
-from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
-from shards.statements import StatementPage, read_statement
-from shards.steps import (
+from shards.engine.changes import HoldRow
+from shards.engine.decisions import (
     Step,
     plan_capture,
     plan_fence_credit,
@@ -37,6 +23,20 @@ from shards.steps import (
     plan_take,
     plan_transfer_within_shard,
 )
+from shards.engine.runner import Applied, Plan, RetryPolicy, StepRunner, validated_step
+from shards.errors import (
+    AccountAlreadyExists,
+    AccountNotFound,
+    InvalidTtl,
+    RouteChanged,
+    SameAccount,
+)
+from shards.fingerprints import fingerprint_of
+from shards.lock_strategy import LockStrategy
+from shards.records import AccountView, HoldView, StepResult
+from shards.router import ShardRouter
+from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
+from shards.statements import StatementPage, read_statement
 from shards.validation import (
     MAX_HOLD_TTL_S,
     check_account_id,

@@ -1,4 +1,4 @@
-"""How a step guards its rows against concurrent writers (shards.runner runs either).
+"""How a step guards its rows against concurrent writers (shards.engine.runner runs either).
 
 Its own module: settings and the CLI name it without loading the database driver.
 """

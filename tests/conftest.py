@@ -15,7 +15,7 @@ from shards.lock_strategy import LockStrategy
 from shards.migrate import upgrade_all
 from shards.router import ShardRouter
 from tests.support.shard_servers import shard_dsns
-from transfers.devstack.temporal_server import dev_stack_executable
+from transfers.devtools.devstack.temporal_server import dev_stack_executable
 from workflows.search_attributes import REGISTRATION
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.devtools.embedded_pg import EmbeddedPostgres, free_port
 
 
 def test_a_relative_data_dir_works_like_the_default_dot_transfers(

@@ -79,3 +79,9 @@ class InertConsole(Console):
                 yield segment
             else:
                 yield Segment(_inert_lines(segment.text), segment.style)
+
+
+# Every string printed through these is inert text: data can come from anyone who can write to
+# the namespace. The CLI and the dev stack print through them.
+console = InertConsole()
+errors = InertConsole(stderr=True)

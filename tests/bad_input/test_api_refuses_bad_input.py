@@ -12,7 +12,7 @@ from shards.errors import InvalidAmount
 from shards.money import parse_amount
 from tests.bad_input.conftest import MALFORMED_AMOUNTS
 from transfers.client import TemporalUnavailable, TransfersClient
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest
 

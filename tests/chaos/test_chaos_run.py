@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from transfers.chaos.schedule import FaultKind, build_schedule
+from transfers.devtools.chaos.schedule import FaultKind, build_schedule
 from workflows.models import FINAL_STATUSES
 
 SEED = 20

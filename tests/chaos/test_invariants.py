@@ -10,12 +10,12 @@ import pytest
 
 from shards.audit import AuditReport, CurrencyTotals
 from shards.records import AccountView
-from transfers.chaos.accounts import AccountBook
-from transfers.chaos.evidence import OPEN, EntryFact, Evidence, RunFact, TemporalView
-from transfers.chaos.invariants import CHECKS, check_all
-from transfers.chaos.mix import PlannedTransfer, TransferKind
-from transfers.chaos.run_record import RunRecord
-from transfers.chaos.workload import TransferRecord
+from transfers.devtools.chaos.accounts import AccountBook
+from transfers.devtools.chaos.evidence import OPEN, EntryFact, Evidence, RunFact, TemporalView
+from transfers.devtools.chaos.invariants import CHECKS, check_all
+from transfers.devtools.chaos.mix import PlannedTransfer, TransferKind
+from transfers.devtools.chaos.run_record import RunRecord
+from transfers.devtools.chaos.workload import TransferRecord
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
 S = TransferStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transfers.chaos.schedule import (
+from transfers.devtools.chaos.schedule import (
     CRASH_LEAD_S,
     CRASH_STEPS,
     MIN_DURATION_S,

@@ -18,7 +18,7 @@ from shards.schema import accounts
 from tests.cli.conftest import Cli, CliResult, assert_one_clean_line, run_cli
 from tests.shards.support import open_funded
 from transfers.client import workflow_id
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from workflows.models import TransferRequest
 
 NewId = Callable[[str], str]

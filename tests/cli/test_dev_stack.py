@@ -17,7 +17,7 @@ import pytest
 
 from shards.router import shard_index
 from tests.cli.conftest import CliMany, CliResult, assert_one_clean_line, run_cli
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 
 SHARDS = 2
 START_TIMEOUT_S = 120

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import CliResult, run_cli
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 
 WORKER_SCRIPT = Path(__file__).parents[2] / "worker.py"
 PASSWORD = "pw-9f3a1c"

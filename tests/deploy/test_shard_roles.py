@@ -16,13 +16,13 @@ import yaml
 from alembic.script import ScriptDirectory
 
 from shards.audit import run_audit
+from shards.engine.runner import LockStrategy
 from shards.ledger import Ledger
 from shards.migrate import MIGRATIONS, upgrade
 from shards.router import ShardRouter
-from shards.runner import LockStrategy
 from shards.schema import AccountStatus
-from transfers.embedded_pg import temporary_servers
-from transfers.embedded_pg.server import wheel_install
+from transfers.devtools.embedded_pg import temporary_servers
+from transfers.devtools.embedded_pg.server import wheel_install
 
 ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / "deploy" / "postgres" / "init-roles.sh"

@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from workflows.search_attributes import REGISTRATION
 
 ROOT = Path(__file__).parents[2]

@@ -20,7 +20,7 @@ from activities.ledger import LedgerActivities
 from tests.pending.conftest import PendingFor
 from tests.workflows.conftest import Accounts, running_worker
 from transfers.client import TransfersClient
-from transfers.devstack.temporal_server import dev_stack_executable
+from transfers.devtools.devstack.temporal_server import dev_stack_executable
 from transfers.settings import Settings
 from workflows.models import TransferStatus
 from workflows.search_attributes import REGISTRATION

@@ -20,10 +20,14 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from transfers.devstack.data_dir import lock_data_dir
-from transfers.devstack.processes import ChildProcess, StackError
-from transfers.embedded_pg import EmbeddedPostgres, ServerStartError, free_port
-from transfers.embedded_pg.service_account import SERVICE_HOME, SERVICE_USER, root_owned_folder
+from transfers.devtools.devstack.data_dir import lock_data_dir
+from transfers.devtools.devstack.processes import ChildProcess, StackError
+from transfers.devtools.embedded_pg import EmbeddedPostgres, ServerStartError, free_port
+from transfers.devtools.embedded_pg.service_account import (
+    SERVICE_HOME,
+    SERVICE_USER,
+    root_owned_folder,
+)
 
 AS_ROOT = os.geteuid() == 0
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -119,7 +123,7 @@ def test_a_clone_in_a_private_folder_starts_its_server(private_folder: Path) -> 
     before = _modes(clone)
     script = (
         "from pathlib import Path; import psycopg\n"
-        "from transfers.embedded_pg import EmbeddedPostgres, free_port\n"
+        "from transfers.devtools.embedded_pg import EmbeddedPostgres, free_port\n"
         "server = EmbeddedPostgres(Path('.transfers/shards/shard-0'), free_port(), durable=False)\n"
         "server.start()\n"
         "print(psycopg.connect(server.dsn).execute('SELECT 40 + 2').fetchone()[0])\n"

@@ -19,10 +19,10 @@ from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
 from shards.router import ShardRouter
-from transfers.embedded_pg import free_port
-from transfers.health import APPLICATION_NAME, HealthProbe
-from transfers.health_server import BUSY, MAX_CONNECTIONS, READ_TIMEOUT_S, serve_health
-from transfers.observability import Observability
+from transfers.devtools.embedded_pg import free_port
+from transfers.ops.health import APPLICATION_NAME, HealthProbe
+from transfers.ops.health_server import BUSY, MAX_CONNECTIONS, READ_TIMEOUT_S, serve_health
+from transfers.ops.observability import Observability
 from transfers.settings import Settings, settings_problem
 from worker import build_worker
 

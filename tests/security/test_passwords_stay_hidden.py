@@ -17,7 +17,7 @@ from tests.bad_input.conftest import CliCase, run_cases
 from tests.workflows.conftest import Accounts
 from tests.workflows.test_worker_process import WorkerProcess
 from transfers.client import TransfersClient
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus
 

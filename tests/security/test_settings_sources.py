@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shards.shard import redact
-from transfers.devstack.worker_process import python_module
+from transfers.devtools.devstack.worker_process import python_module
 from transfers.settings import (
     STACK_FILE,
     Settings,

@@ -12,12 +12,12 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from transfers.bench.e2e_stack import embedded_stack
-from transfers.chaos.progress import ChaosProgress
-from transfers.chaos.run import ChaosOptions, ChaosRun
-from transfers.devstack.processes import ChildProcess
-from transfers.devstack.temporal_server import connect_when_ready, temporal_server
-from transfers.embedded_pg import free_port
+from transfers.devtools.bench.e2e_stack import embedded_stack
+from transfers.devtools.chaos.progress import ChaosProgress
+from transfers.devtools.chaos.run import ChaosOptions, ChaosRun
+from transfers.devtools.devstack.processes import ChildProcess
+from transfers.devtools.devstack.temporal_server import connect_when_ready, temporal_server
+from transfers.devtools.embedded_pg import free_port
 
 START_TIMEOUT_S = 60.0
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from shards.audit import run_audit
 from shards.router import ShardRouter
-from transfers.bench.shards import STRATEGIES
-from transfers.bench.workload import CURRENCY, SCENARIOS
 from transfers.cli import app
+from transfers.devtools.bench.shards import STRATEGIES
+from transfers.devtools.bench.workload import CURRENCY, SCENARIOS
 
 FIELDS = {"name", "strategy", "pairs_per_s", "p50_ms", "p99_ms", "ratio_to_plain"}
 

@@ -11,7 +11,7 @@ from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import PoolSettings, Shard
 from tests.shards.support import NewId, open_funded
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 
 PASSWORD = "s3cret"
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from shards.account_state import AccountState
 from shards.audit import run_audit
-from shards.changes import Change, HoldRow, StepContext
+from shards.engine.account_state import AccountState
+from shards.engine.changes import Change, HoldRow, StepContext
+from shards.engine.decisions import Step, plan_release
 from shards.errors import (
     AlreadyCompensated,
     HoldExpired,
@@ -20,7 +21,6 @@ from shards.errors import (
 )
 from shards.ledger import Ledger
 from shards.records import StepResult
-from shards.steps import Step, plan_release
 from shards.validation import MAX_HOLD_TTL_S
 from tests.shards.support import NewId, entry_kinds, open_funded
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from transfers.settings import StackInfo, read_stack
 
 START_TIMEOUT_S = 120

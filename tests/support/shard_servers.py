@@ -11,7 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from transfers.embedded_pg import temporary_servers
+from transfers.devtools.embedded_pg import temporary_servers
 
 SHARD_COUNT = 3
 

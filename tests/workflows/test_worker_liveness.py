@@ -18,7 +18,7 @@ from shards.migrate import upgrade
 from tests.deploy.test_dockerfile import image_healthcheck_command
 from tests.workflows.test_worker_observability import _get
 from tests.workflows.test_worker_process import WorkerProcess
-from transfers.embedded_pg import EmbeddedPostgres, free_port
+from transfers.devtools.embedded_pg import EmbeddedPostgres, free_port
 from transfers.settings import Settings
 
 

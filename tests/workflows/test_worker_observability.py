@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.workflows.conftest import Accounts
 from transfers.client import TransfersClient
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from transfers.settings import Settings
 from worker import run_worker
 from workflows.models import TransferRequest, TransferStatus

@@ -16,7 +16,7 @@ from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
 from tests.support.lost_tasks import entries_of
 from tests.workflows.conftest import Accounts, steps_in_history
 from transfers.client import TransfersClient, workflow_id
-from transfers.embedded_pg import free_port
+from transfers.devtools.embedded_pg import free_port
 from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus
 

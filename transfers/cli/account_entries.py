@@ -11,7 +11,8 @@ from rich.text import Text
 
 from shards.money import format_amount
 from shards.validation import MAX_PAGE
-from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
+from transfers.cli.common import JsonOption, StackOption, emit, run_with_ledger
+from transfers.terminal import console
 
 if TYPE_CHECKING:
     from shards.statements import StatementEntry, StatementPage

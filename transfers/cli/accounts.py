@@ -10,7 +10,8 @@ from rich.table import Table
 
 from shards.money import exponent, format_amount, parse_amount
 from transfers.cli.account_entries import entries_command
-from transfers.cli.common import JsonOption, StackOption, console, emit, run_with_ledger
+from transfers.cli.common import JsonOption, StackOption, emit, run_with_ledger
+from transfers.terminal import console
 
 if TYPE_CHECKING:  # the shard modules come with the Ledger that run_with_ledger opens
     from shards.ledger import Ledger

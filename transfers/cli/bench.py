@@ -16,19 +16,18 @@ from transfers.cli.common import (
     EXIT_FAILED,
     JsonOption,
     StackOption,
-    console,
     emit,
-    errors,
     exit_with,
     fail,
     run,
     settings_from,
 )
+from transfers.terminal import console, errors
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from transfers.bench.shards import ScenarioResult
+    from transfers.devtools.bench.shards import ScenarioResult
 
 bench_app = typer.Typer(
     help="Benchmarks: figures to compare, not pass/fail tests.", no_args_is_help=True
@@ -50,7 +49,7 @@ def shards_command(
     Uses the shards of SHARD_DSNS or of a running dev stack; with neither, starts three durable
     embedded PostgreSQL servers for the run and removes them afterwards.
     """
-    from transfers.bench.shards import BenchOptions, run_shard_bench
+    from transfers.devtools.bench.shards import BenchOptions, run_shard_bench
 
     settings = settings_from(stack, as_json)
     options = BenchOptions(duration_s=duration_s, concurrency=concurrency, accounts=accounts)
@@ -128,7 +127,7 @@ def _shards(given: list[str] | None, as_json: bool) -> Iterator[list[str]]:
         return
     if not as_json:
         errors.print("no SHARD_DSNS and no dev stack: starting 3 temporary durable shards")
-    from transfers.bench.shards import temporary_shards
+    from transfers.devtools.bench.shards import temporary_shards
 
     with contextlib.ExitStack() as stack:
         try:

@@ -24,20 +24,18 @@ from transfers.cli.common import (
     EXIT_FAILED,
     JsonOption,
     StackOption,
-    console,
     emit,
-    errors,
     exit_with,
     exits_without_teardown,
     fail,
     settings_from,
 )
 from transfers.durations import EXAMPLES, parse_seconds
-from transfers.terminal import styled
+from transfers.terminal import console, errors, styled
 
 if TYPE_CHECKING:
-    from transfers.bench.e2e import E2EOptions, E2EReport, ScenarioResult
-    from transfers.bench.e2e_run import BenchStack
+    from transfers.devtools.bench.e2e import E2EOptions, E2EReport, ScenarioResult
+    from transfers.devtools.bench.e2e_run import BenchStack
     from transfers.settings import Settings
 
 DEFAULT_PLOT = Path("bench-e2e.png")
@@ -93,9 +91,9 @@ def e2e_command(
     """
     import asyncio
 
-    from transfers.bench.e2e import E2EOptions
-    from transfers.bench.plot import INSTALL_HINT, plot_available
-    from transfers.devstack.processes import StackError
+    from transfers.devtools.bench.e2e import E2EOptions
+    from transfers.devtools.bench.plot import INSTALL_HINT, plot_available
+    from transfers.devtools.devstack.processes import StackError
 
     seconds = parse_seconds(duration)
     if seconds is None or seconds <= 0:
@@ -125,7 +123,7 @@ def e2e_command(
     except (KeyboardInterrupt, asyncio.CancelledError):
         fail("interrupted", 130, "Interrupted", as_json)
     if options.loads and plot_available():
-        from transfers.bench.plot import plot_latency
+        from transfers.devtools.bench.plot import plot_latency
 
         report.plot = str(plot_latency(report, plot))
     emit(report.as_json(), as_json, lambda: _render(report, console))
@@ -146,7 +144,7 @@ def _fractions(text: str, as_json: bool) -> tuple[float, ...]:
 async def _run(options: E2EOptions, settings: Settings | None) -> E2EReport:
     import asyncio
 
-    from transfers.bench.e2e_stack import embedded_stack, given_stack
+    from transfers.devtools.bench.e2e_stack import embedded_stack, given_stack
 
     this = asyncio.current_task()
     if this is not None:  # SIGTERM stops the run like Ctrl-C: the stack is stopped, not left
@@ -161,7 +159,7 @@ async def _run(options: E2EOptions, settings: Settings | None) -> E2EReport:
 
 
 async def _bench(stack: BenchStack, options: E2EOptions, view: _LiveView) -> E2EReport:
-    from transfers.bench.e2e_run import E2EBench
+    from transfers.devtools.bench.e2e_run import E2EBench
 
     return await E2EBench(stack, options, view.progress).run(view.add)
 

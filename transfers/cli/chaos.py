@@ -17,18 +17,17 @@ from transfers.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     JsonOption,
-    console,
     emit,
-    errors,
     exits_without_teardown,
     fail,
 )
 from transfers.durations import EXAMPLES, parse_seconds
+from transfers.terminal import console, errors
 
 if TYPE_CHECKING:
-    from transfers.chaos.report import ChaosReport
-    from transfers.chaos.run import ChaosOptions
-    from transfers.chaos.schedule import Fault
+    from transfers.devtools.chaos.report import ChaosReport
+    from transfers.devtools.chaos.run import ChaosOptions
+    from transfers.devtools.chaos.schedule import Fault
 
 
 @exits_without_teardown
@@ -61,9 +60,9 @@ def chaos_command(
     import shutil
     import tempfile
 
-    from transfers.chaos.run import ChaosOptions
-    from transfers.chaos.schedule import build_schedule
-    from transfers.devstack.processes import StackError
+    from transfers.devtools.chaos.run import ChaosOptions
+    from transfers.devtools.chaos.schedule import build_schedule
+    from transfers.devtools.devstack.processes import StackError
 
     seconds = parse_seconds(duration)
     if seconds is None:
@@ -96,8 +95,8 @@ def chaos_command(
 async def _run(options: ChaosOptions, schedule: list[Fault]) -> ChaosReport:
     import asyncio
 
-    from transfers.chaos.progress import ChaosProgress
-    from transfers.chaos.run import ChaosRun
+    from transfers.devtools.chaos.progress import ChaosProgress
+    from transfers.devtools.chaos.run import ChaosRun
 
     run = ChaosRun(options, schedule, ChaosProgress(errors))
     # SIGTERM (a CI timeout, `kill`) stops the run like Ctrl-C: the stack is stopped, not left.

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from transfers.cli.common import EXIT_BAD_INPUT, StackOption, console, fail, settings_from
+from transfers.cli.common import EXIT_BAD_INPUT, StackOption, fail, settings_from
+from transfers.terminal import console
 
 DEFAULT_PORT = 8081
 
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         # Imported here: the codec brings the Temporal SDK and cryptography, other commands not.
         import logging
 
-        from transfers.codec_server import CodecServer, origin_of
+        from transfers.ops.codec_server import CodecServer, origin_of
         from transfers.payload_codec import EncryptionCodec
 
         settings = settings_from(stack)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 
 from shards.errors import ConfigError, InvalidInput, TransfersError
-from transfers.terminal import InertConsole, styled
+from transfers.terminal import errors, styled
 
 if TYPE_CHECKING:
     from shards.ledger import Ledger
@@ -37,10 +37,6 @@ P = ParamSpec("P")
 EXIT_FAILED = TransfersError.exit_code
 EXIT_BAD_INPUT = InvalidInput.exit_code
 
-# Every string printed through these is inert text (transfers.terminal): data can come
-# from anyone who can write to the namespace.
-console = InertConsole()
-errors = InertConsole(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 StackOption = Annotated[

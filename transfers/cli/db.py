@@ -11,12 +11,12 @@ from transfers.cli.common import (
     EXIT_BAD_INPUT,
     JsonOption,
     StackOption,
-    console,
     emit,
     exit_with,
     fail,
     settings_from,
 )
+from transfers.terminal import console
 
 db_app = typer.Typer(help="Database schema of the shards.", no_args_is_help=True)
 

@@ -35,8 +35,8 @@ def dev_command(
     # Imported here: the stack and its reporters bring the Temporal SDK, pydantic and the shards.
     import asyncio
 
-    from transfers.devstack.reporters import ConsoleReporter, JsonReporter
-    from transfers.devstack.stack import DevOptions, serve
+    from transfers.devtools.devstack.reporters import ConsoleReporter, JsonReporter
+    from transfers.devtools.devstack.stack import DevOptions, serve
 
     if temporal_port == ui_port:
         fail("--temporal-port and --ui-port must differ", EXIT_BAD_INPUT, as_json=as_json)

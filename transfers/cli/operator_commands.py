@@ -16,7 +16,6 @@ from transfers.cli.common import (
     EXIT_FAILED,
     JsonOption,
     StackOption,
-    console,
     emit,
     exits_without_teardown,
     run,
@@ -28,6 +27,7 @@ from transfers.cli.transfer_commands import (
     outcome_line,
     temporal_client,
 )
+from transfers.terminal import console
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient

@@ -24,7 +24,6 @@ from transfers.cli.common import (
     EXIT_FAILED,
     JsonOption,
     StackOption,
-    console,
     emit,
     exit_with,
     exits_without_teardown,
@@ -34,7 +33,7 @@ from transfers.cli.common import (
     settings_from,
 )
 from transfers.durations import parse_hold_timeout
-from transfers.terminal import styled
+from transfers.terminal import console, styled
 
 if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK
     from shards.audit import AuditReport, WorkflowEnded

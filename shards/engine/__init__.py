@@ -1,0 +1,12 @@
+"""The step engine: how one saga step runs as one short local transaction on one shard.
+
+One pipeline, one module a stage (`shards.ledger` calls it; nothing here is public API):
+
+    reads.py         the accounts, the transfer's earlier entries and its hold, in one round trip
+      -> account_state.py   an account as the step sees it (balance, held, version, status)
+    decisions.py     pure `plan_*` functions: a Replay, a Change to write, or a business error
+      -> changes.py         what a step decided, as data
+    writes.py        account rows and entries in one guarded statement
+    hold_writes.py   the holds table: place, post, void, sweep the lapsed
+    runner.py        read -> decide -> write -> commit, retried on a lost compare-and-set
+"""

@@ -1,0 +1,113 @@
+"""What a step decided to write, as data: shards.engine.writes applies it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shards.engine.account_state import AccountState
+from shards.records import StepResult
+
+
+@dataclass(frozen=True)
+class PriorEntry:
+    """An entry already recorded for the transfer being applied."""
+
+    kind: str
+    account_id: str
+    amount: int
+    marker: bool
+    balance_after: int
+    fingerprint: str | None  # None on entries older than migration 0002
+
+    def result(self, transfer_id: str) -> StepResult:
+        """This entry as a step's result, marked `replayed`: an earlier call applied it."""
+        return StepResult(
+            transfer_id,
+            self.kind,
+            self.account_id,
+            self.amount,
+            self.balance_after,
+            marker=self.marker,
+            replayed=True,
+        )
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    """The transfer's hold as a step reads it; `expired` is judged by the database clock."""
+
+    transfer_id: str
+    account_id: str
+    amount: int
+    status: str
+    expires_at: datetime
+    expired: bool
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a step may decide on, read inside its transaction."""
+
+    transfer_id: str
+    states: dict[str, AccountState | None]
+    prior: dict[str, PriorEntry]
+    hold: HoldRow | None = None
+    # The request's digest: written on the step's entries, compared with those found.
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Posting:
+    """New absolute values for one account (its version grows by one)."""
+
+    state: AccountState
+    balance: int
+    held: int
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to insert; `transfer_id` None means the transfer of the step being applied."""
+
+    kind: str
+    account_id: str
+    amount: int
+    balance_after: int
+    marker: bool = False
+    transfer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewHold:
+    """A hold to place on `account_id`, lapsing `ttl_s` seconds after the shard's clock now."""
+
+    account_id: str
+    amount: int
+    ttl_s: float
+
+
+@dataclass(frozen=True)
+class HoldTransition:
+    """Move the transfer's hold out of 'active'; `while_unexpired` re-judges the database clock."""
+
+    status: str
+    while_unexpired: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """All a step writes in one guarded statement: postings, entries, the hold's change."""
+
+    postings: list[Posting]
+    entries: list[NewEntry] = field(default_factory=list)
+    new_hold: NewHold | None = None
+    hold_transition: HoldTransition | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The step was applied before: hand back the first result, write nothing."""
+
+    results: tuple[StepResult, ...]

@@ -1,0 +1,385 @@
+"""The decisions of each step, as pure functions of what the step read: no I/O here.
+
+Each `plan_*` returns a `Replay` (applied before, same fields), a `Change` to write, or raises a
+business error. Balances are computed as new absolute values, so a lost update would show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shards.engine.account_state import AccountState
+from shards.engine.changes import (
+    Change,
+    HoldTransition,
+    NewEntry,
+    NewHold,
+    Posting,
+    PriorEntry,
+    Replay,
+    StepContext,
+)
+from shards.errors import (
+    AccountNotEmpty,
+    AccountNotFound,
+    AccountNotOpen,
+    AlreadyCompensated,
+    CurrencyMismatch,
+    HoldExpired,
+    HoldNotActive,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+)
+from shards.records import StepResult
+from shards.schema import AccountStatus, EntryKind, HoldStatus
+from shards.validation import MAX_AMOUNT
+
+K = EntryKind
+# Kinds whose marker entries are replayed to their own callers; a marker under any other kind
+# fences that step out (see plan_fence_credit).
+COMPENSATIONS = frozenset({K.REFUND, K.RELEASE})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a transfer on one account; `currency` None skips the currency check."""
+
+    transfer_id: str
+    account_id: str
+    amount: int
+    currency: str | None = None
+
+
+def other_request(ctx: StepContext) -> PriorEntry | None:
+    """An entry of this transfer id recorded here for another request (another digest); entries
+    older than migration 0002 carry none and are compared field by field in replay_of."""
+    if ctx.fingerprint is None:
+        return None
+    for prior in ctx.prior.values():
+        if prior.fingerprint is not None and prior.fingerprint != ctx.fingerprint:
+            return prior
+    return None
+
+
+def refuse_other_request(ctx: StepContext) -> None:
+    """Every step of a request is refused where its id's entries are another request's: two
+    requests never share an id's money."""
+    other = other_request(ctx)
+    if other is not None:
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} was recorded here for another request (its "
+            f"{other.kind} of {other.amount} on {other.account_id}); this one differs"
+        )
+
+
+def replay_of(ctx: StepContext, kind: str, account_id: str, amount: int) -> Replay | None:
+    """The earlier result of this step, if it was applied before with the same account and amount.
+
+    None when it was not; IdempotencyConflict when it was with other fields, or by another
+    request; AlreadyCompensated when a marker settled it first.
+    """
+    refuse_other_request(ctx)
+    prior = ctx.prior.get(kind)
+    if prior is None:
+        return None
+    if prior.marker and kind not in COMPENSATIONS:
+        raise AlreadyCompensated(
+            f"transfer {ctx.transfer_id} was settled without its {kind}; the late {kind} is refused"
+        )
+    if prior.account_id != account_id or prior.amount != amount:
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} already has a {kind} of {prior.amount} on "
+            f"{prior.account_id}; a {kind} of {amount} on {account_id} is refused"
+        )
+    return Replay((prior.result(ctx.transfer_id),))
+
+
+def refuse_if_compensated(ctx: StepContext, compensation: str) -> None:
+    """Steps are monotonic: once compensated, the step is refused even where it applied before
+    (a re-run must not mistake a refunded debit for a live one)."""
+    if compensation in ctx.prior:
+        raise AlreadyCompensated(
+            f"transfer {ctx.transfer_id} was compensated ({compensation}) before this step "
+            "arrived; the step is refused"
+        )
+
+
+def require_account(
+    ctx: StepContext, account_id: str, currency: str | None, *, must_be_open: bool = True
+) -> AccountState:
+    """The account's state, if it exists, is open (unless `must_be_open` is False) and holds
+    `currency`; the matching error otherwise.
+    """
+    state = ctx.states[account_id]
+    if state is None:
+        raise AccountNotFound(f"account {account_id} does not exist")
+    if must_be_open and state.status != AccountStatus.OPEN:
+        raise AccountNotOpen(f"account {account_id} is {state.status}")
+    if currency is not None and currency != state.currency:
+        raise CurrencyMismatch(
+            f"account {account_id} holds {state.currency}, the transfer is in {currency}"
+        )
+    return state
+
+
+def nothing_to_compensate(ctx: StepContext, kind: str, step: Step) -> Replay | None:
+    """A compensation on an account that does not exist: no money can have moved there."""
+    if ctx.states[step.account_id] is not None:
+        return None
+    return _unwritten_marker(ctx, kind, step)
+
+
+def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:
+    result = StepResult(ctx.transfer_id, kind, step.account_id, step.amount, 0, marker=True)
+    return Replay((result,))
+
+
+def _take(state: AccountState, amount: int) -> int:
+    if state.available < amount:
+        # Not how much it has: the message reaches whoever asked, who may not own the account.
+        raise InsufficientFunds(f"account {state.account_id} has too little available for {amount}")
+    return state.balance - amount
+
+
+def _give(state: AccountState, amount: int) -> int:
+    if state.balance + amount > MAX_AMOUNT:
+        raise InvalidAmount(f"account {state.account_id} balance would exceed {MAX_AMOUNT}")
+    return state.balance + amount
+
+
+def _marker(kind: str, state: AccountState, amount: int) -> Change:
+    """A compensation for a step that never happened here: it moves no money and refuses the
+    late step (or, for a refund, records one settled outside the ledger)."""
+    marker = NewEntry(kind, state.account_id, amount, state.balance, marker=True)
+    return Change([Posting(state, state.balance, state.live_held)], [marker])
+
+
+def _entry(kind: str, state: AccountState, amount: int, balance: int) -> NewEntry:
+    return NewEntry(kind, state.account_id, amount, balance)
+
+
+def plan_take(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
+    """debit or withdrawal: money leaves an open account, within its available funds."""
+    refuse_if_compensated(ctx, K.REFUND)
+    replay = replay_of(ctx, kind, step.account_id, step.amount)
+    if replay:
+        return replay
+    state = require_account(ctx, step.account_id, step.currency)
+    balance = _take(state, step.amount)
+    return Change(
+        [Posting(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
+    )
+
+
+def plan_give(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
+    """credit or deposit: money enters an open account; never the credit of a refunded transfer
+    (seen here when both accounts share a shard; elsewhere its fence refuses it)."""
+    if kind == K.CREDIT:
+        refuse_if_compensated(ctx, K.REFUND)
+    replay = replay_of(ctx, kind, step.account_id, step.amount)
+    if replay:
+        return replay
+    state = require_account(ctx, step.account_id, step.currency)
+    balance = _give(state, step.amount)
+    return Change(
+        [Posting(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
+    )
+
+
+def plan_fence_credit(ctx: StepContext, step: Step) -> Change | Replay:
+    """Settle a credit whose outcome is unknown (its attempt was cancelled, refused or lost).
+
+    If this request's credit landed, hand it back; if not, record a credit marker so that it never
+    lands: the caller may then refund the source without risking both. Never refused: where this
+    request's credit can never land (the id's entries here are another request's), the answer is
+    a marker that was not written.
+    """
+    prior = ctx.prior.get(K.CREDIT)
+    if prior is not None and (prior.marker or _same_request(ctx, prior, step)):
+        return Replay((prior.result(ctx.transfer_id),))
+    if prior is not None or other_request(ctx):  # every credit of this request is refused here
+        return _unwritten_marker(ctx, K.CREDIT, step)
+    absent = nothing_to_compensate(ctx, K.CREDIT, step)
+    if absent:
+        return absent
+    state = require_account(ctx, step.account_id, None, must_be_open=False)
+    return _marker(K.CREDIT, state, step.amount)
+
+
+def _same_request(ctx: StepContext, prior: PriorEntry, step: Step) -> bool:
+    if prior.fingerprint is not None and ctx.fingerprint is not None:
+        return prior.fingerprint == ctx.fingerprint
+    return (prior.account_id, prior.amount) == (step.account_id, step.amount)
+
+
+def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
+    """Compensate the debit (or capture): pays back even a frozen or closed account.
+
+    With no debit recorded, a marker is written so that the debit can never land afterwards.
+    """
+    replay = replay_of(ctx, K.REFUND, step.account_id, step.amount)
+    if replay:
+        return replay
+    original = ctx.prior.get(K.DEBIT) or ctx.prior.get(K.CAPTURE)
+    absent = nothing_to_compensate(ctx, K.REFUND, step)
+    if absent:
+        return absent
+    # A marker moves no money: no currency to check (a debit refused for its currency is fenced).
+    currency = None if original is None else step.currency
+    state = require_account(ctx, step.account_id, currency, must_be_open=False)
+    if original is None:
+        return _marker(K.REFUND, state, step.amount)
+    if original.account_id != step.account_id or original.amount != step.amount:
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} took {original.amount} from {original.account_id}; "
+            f"a refund of {step.amount} to {step.account_id} does not match it"
+        )
+    balance = _give(state, step.amount)
+    return Change(
+        [Posting(state, balance, state.live_held)],
+        [_entry(K.REFUND, state, step.amount, balance)],
+    )
+
+
+def plan_settled_by_hand(ctx: StepContext, step: Step) -> Change | Replay:
+    """An operator settled the compensation outside the ledger: a refund marker, so that no
+    refund (nor a late debit) can land after it; the debit stands, written off (see the audit).
+    A refund found here, real or marker, is handed back: the ledger settled it first."""
+    replay = replay_of(ctx, K.REFUND, step.account_id, step.amount)
+    if replay:
+        return replay
+    absent = nothing_to_compensate(ctx, K.REFUND, step)
+    if absent:
+        return absent
+    state = require_account(ctx, step.account_id, None, must_be_open=False)
+    return _marker(K.REFUND, state, step.amount)
+
+
+def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
+    """Hold `amount` of the source's available funds for `ttl_s` seconds (a pending transfer)."""
+    replay = replay_of(ctx, K.HOLD, step.account_id, step.amount)
+    if replay:
+        return replay
+    refuse_if_compensated(ctx, K.RELEASE)
+    state = require_account(ctx, step.account_id, step.currency)
+    _take(state, step.amount)
+    return Change(
+        [Posting(state, state.balance, state.live_held + step.amount)],
+        [_entry(K.HOLD, state, step.amount, state.balance)],
+        new_hold=NewHold(state.account_id, step.amount, ttl_s),
+    )
+
+
+def plan_capture(ctx: StepContext, account_id: str, amount: int | None) -> Change | Replay:
+    """Take `amount` (the whole hold when None) of a live hold; release what is left of it.
+
+    A capture found on the shard is handed back whatever amount is asked now: the first post
+    decided, and the caller compares.
+    """
+    refuse_if_compensated(ctx, K.REFUND)
+    refuse_other_request(ctx)
+    prior = ctx.prior.get(K.CAPTURE)
+    if prior is not None and prior.account_id == account_id:
+        return Replay((prior.result(ctx.transfer_id),))
+    hold = ctx.hold
+    if hold is None or hold.account_id != account_id:
+        raise HoldNotActive(f"transfer {ctx.transfer_id} has no hold on account {account_id}")
+    amount = hold.amount if amount is None else amount
+    if hold.expired:
+        raise HoldExpired(f"the hold of transfer {ctx.transfer_id} expired at {hold.expires_at}")
+    if hold.status != HoldStatus.ACTIVE:
+        raise HoldNotActive(f"the hold of transfer {ctx.transfer_id} is {hold.status}")
+    if amount > hold.amount:
+        raise InvalidAmount(f"cannot capture {amount}: the hold is for {hold.amount}")
+    state = require_account(ctx, account_id, None)
+    balance = state.balance - amount
+    entries = [_entry(K.CAPTURE, state, amount, balance)]
+    if amount < hold.amount:
+        entries.append(_entry(K.RELEASE, state, hold.amount - amount, balance))
+    return Change(
+        [Posting(state, balance, state.live_held - hold.amount)],
+        entries,
+        hold_transition=HoldTransition(HoldStatus.CAPTURED, while_unexpired=True),
+    )
+
+
+def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
+    """Release the hold; without one, write a marker so that the hold can never land later.
+
+    A hold found captured is not released: the capture is handed back (kind `capture`), and the
+    caller owes it a credit or a refund; or the refund that settled it (kind `refund`).
+    """
+    refuse_other_request(ctx)
+    hold = ctx.hold
+    prior = ctx.prior.get(K.RELEASE)
+    if hold is not None and (hold.account_id, hold.amount) != (step.account_id, step.amount):
+        raise IdempotencyConflict(
+            f"the hold of transfer {ctx.transfer_id} is {hold.amount} on {hold.account_id}, "
+            f"not {step.amount} on {step.account_id}"
+        )
+    capture = ctx.prior.get(K.CAPTURE)
+    if hold is not None and hold.status == HoldStatus.CAPTURED and capture is not None:
+        # refunded already: that settled it; else the caller owes the capture its credit
+        settled = ctx.prior.get(K.REFUND) or capture
+        return Replay((settled.result(ctx.transfer_id),))
+    if prior is not None:
+        return Replay((prior.result(ctx.transfer_id),))
+    absent = nothing_to_compensate(ctx, K.RELEASE, step)
+    if absent:
+        return absent
+    state = require_account(ctx, step.account_id, None, must_be_open=False)
+    if hold is None:
+        return _marker(K.RELEASE, state, step.amount)
+    if any(lapsed.transfer_id == ctx.transfer_id for lapsed in state.lapsed):
+        # The lapsed-hold sweep of this write records the release. Judged from the account read,
+        # not `hold.expired`: the hold may lapse between the two reads, and is then released here.
+        return Change([Posting(state, state.balance, state.live_held)])
+    return Change(
+        [Posting(state, state.balance, state.live_held - hold.amount)],
+        [_entry(K.RELEASE, state, hold.amount, state.balance)],
+        hold_transition=HoldTransition(HoldStatus.RELEASED),
+    )
+
+
+def plan_transfer_within_shard(
+    ctx: StepContext, source: Step, target_account_id: str
+) -> Change | Replay:
+    """Debit and credit in one local transaction: both entries or neither."""
+    refuse_if_compensated(ctx, K.REFUND)
+    debit = replay_of(ctx, K.DEBIT, source.account_id, source.amount)
+    credit = replay_of(ctx, K.CREDIT, target_account_id, source.amount)
+    if debit and credit:
+        return Replay(debit.results + credit.results)
+    if debit or credit:
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
+        )
+    payer = require_account(ctx, source.account_id, source.currency)
+    payee = require_account(ctx, target_account_id, source.currency)
+    payer_balance = _take(payer, source.amount)
+    payee_balance = _give(payee, source.amount)
+    return Change(
+        [
+            Posting(payer, payer_balance, payer.live_held),
+            Posting(payee, payee_balance, payee.live_held),
+        ],
+        [
+            _entry(K.DEBIT, payer, source.amount, payer_balance),
+            _entry(K.CREDIT, payee, source.amount, payee_balance),
+        ],
+    )
+
+
+def plan_status(ctx: StepContext, account_id: str, status: AccountStatus) -> Change | Replay:
+    """freeze, unfreeze or close; closing needs an empty account with no live hold."""
+    state = require_account(ctx, account_id, None, must_be_open=False)
+    if state.status == status:
+        return Replay(())
+    if state.status == AccountStatus.CLOSED:
+        raise AccountNotOpen(f"account {account_id} is closed for good")
+    if status == AccountStatus.CLOSED and (state.balance or state.live_held):
+        raise AccountNotEmpty(
+            f"account {account_id} still holds {state.balance} ({state.live_held} held)"
+        )
+    return Change([Posting(state, state.balance, state.live_held, status=status)])

@@ -1,0 +1,195 @@
+"""Writing what a step decided: account rows and entries in one statement, then any hold.
+
+The statement updates every posted account (new absolute balance and held, `version + 1`) only if
+its version is still the one the step read and the transfer still has exactly the entries the
+step saw, and inserts the entries only if every account was updated. Anything less means a
+concurrent writer got there first: `Contended`, the transaction rolls back, the step runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Select,
+    Text,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from shards.compiled import Compiled, Driver
+from shards.engine.changes import Change, HoldRow, NewEntry, Posting, StepContext
+from shards.engine.hold_writes import release_lapsed, write_hold
+from shards.records import StepResult
+from shards.schema import EntryKind, accounts, entries
+
+
+class Contended(Exception):
+    """A concurrent writer got there first: read again and decide again."""
+
+
+_ENTRY_COLUMNS = {
+    "transfer_id": Text,
+    "kind": Text,
+    "account_id": Text,
+    "amount": BigInteger,
+    "marker": Boolean,
+    "balance_after": BigInteger,
+    "fingerprint": Text,
+}
+
+_LOCK_IN_ORDER = Compiled.of(
+    select(accounts.c.account_id)
+    .where(accounts.c.account_id == any_(bindparam("account_ids", type_=ARRAY(Text))))
+    .order_by(accounts.c.account_id)
+    .with_for_update()
+)
+
+
+@dataclass(frozen=True)
+class _Written:
+    posted: int
+    recorded: int
+
+
+@functools.cache
+def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
+    """The guarded write of `postings` accounts and `new_entries` entries.
+
+    Steps come in a handful of shapes (1 and 1 for a debit, 2 and 2 within a shard, ...), each
+    compiled once; scalar parameters cost psycopg far less to send than arrays would.
+    """
+    entries_now = (
+        select(func.count())
+        .select_from(entries)
+        .where(entries.c.transfer_id == bindparam("transfer_id", type_=Text))
+        .scalar_subquery()
+    )
+    posted = [
+        update(accounts)
+        .where(
+            accounts.c.account_id == bindparam(f"posting_account_id_{n}", type_=Text),
+            accounts.c.version == bindparam(f"posting_version_{n}", type_=BigInteger),
+            entries_now == bindparam("entries_seen", type_=BigInteger),
+        )
+        .values(
+            balance=bindparam(f"posting_balance_{n}", type_=BigInteger),
+            held=bindparam(f"posting_held_{n}", type_=BigInteger),
+            status=bindparam(f"posting_status_{n}", type_=Text),
+            version=accounts.c.version + 1,
+            updated_at=func.now(),
+        )
+        .returning(accounts.c.account_id)
+        .cte(f"posted_{n}")
+        for n in range(postings)
+    ]
+    posted_count = functools.reduce(
+        operator.add, [select(func.count()).select_from(cte).scalar_subquery() for cte in posted]
+    )
+    if not new_entries:
+        return Compiled.of(select(posted_count.label("posted"), literal(0).label("recorded")))
+    rows: list[Select[*tuple[Any, ...]]] = [
+        select(
+            *(
+                bindparam(f"entry_{name}_{n}", type_=kind).label(name)
+                for name, kind in _ENTRY_COLUMNS.items()
+            )
+        )
+        for n in range(new_entries)
+    ]
+    new_rows = (rows[0] if new_entries == 1 else union_all(*rows)).subquery("new_entry")
+    recorded = (
+        insert(entries)
+        .from_select(list(_ENTRY_COLUMNS), select(new_rows).where(posted_count == postings))
+        .returning(entries.c.entry_id)
+        .cte("recorded")
+    )
+    recorded_count = select(func.count()).select_from(recorded).scalar_subquery()
+    return Compiled.of(select(posted_count.label("posted"), recorded_count.label("recorded")))
+
+
+async def write_change(
+    connection: Driver, context: StepContext, change: Change, *, lock_first: bool
+) -> tuple[tuple[StepResult, ...], HoldRow | None]:
+    """Apply `change`; `lock_first` takes the rows' locks in id order (optimistic, several rows)."""
+    postings = sorted(change.postings, key=lambda posting: posting.state.account_id)
+    if lock_first:  # one statement updating several rows locks them in no set order: deadlocks
+        ids = [posting.state.account_id for posting in postings]
+        await _LOCK_IN_ORDER.run(connection, account_ids=ids)
+    swept = [release for posting in postings for release in _lapsed_releases(posting)]
+    new_entries = [*change.entries, *swept]
+    parameters = _parameters(context, postings, new_entries)
+    (written,) = await _posting_and_entries(len(postings), len(new_entries)).objects(
+        connection, _Written, **parameters
+    )
+    if (written.posted, written.recorded) != (len(postings), len(new_entries)):
+        raise Contended
+    lapsed = [gone.transfer_id for posting in postings for gone in posting.state.lapsed]
+    if lapsed and await release_lapsed(connection, lapsed) != len(lapsed):
+        raise Contended  # released by someone else since the read
+    hold = await write_hold(connection, context.transfer_id, change)
+    return _results(context.transfer_id, new_entries), hold
+
+
+def _parameters(
+    context: StepContext, postings: list[Posting], new_entries: list[NewEntry]
+) -> dict[str, object]:
+    parameters: dict[str, object] = {
+        "transfer_id": context.transfer_id,
+        "entries_seen": len(context.prior),  # (transfer_id, kind) is unique: one entry per kind
+    }
+    for n, posting in enumerate(postings):
+        parameters[f"posting_account_id_{n}"] = posting.state.account_id
+        parameters[f"posting_version_{n}"] = posting.state.version
+        parameters[f"posting_balance_{n}"] = posting.balance
+        parameters[f"posting_held_{n}"] = posting.held
+        parameters[f"posting_status_{n}"] = posting.status or posting.state.status
+    for n, entry in enumerate(new_entries):
+        parameters[f"entry_transfer_id_{n}"] = entry.transfer_id or context.transfer_id
+        parameters[f"entry_kind_{n}"] = str(entry.kind)
+        parameters[f"entry_account_id_{n}"] = entry.account_id
+        parameters[f"entry_amount_{n}"] = entry.amount
+        parameters[f"entry_marker_{n}"] = entry.marker
+        parameters[f"entry_balance_after_{n}"] = entry.balance_after
+        # the sweep's releases belong to other transfers, whose requests this step does not know
+        ours = entry.transfer_id in (None, context.transfer_id)
+        parameters[f"entry_fingerprint_{n}"] = context.fingerprint if ours else None
+    return parameters
+
+
+def _lapsed_releases(posting: Posting) -> list[NewEntry]:
+    """The release entries of the holds that lapsed by the database clock: the posting folds
+    them out of `held` (posting.held excludes them already) and release_lapsed marks them."""
+    return [
+        NewEntry(
+            EntryKind.RELEASE,
+            posting.state.account_id,
+            hold.amount,
+            posting.balance,
+            transfer_id=hold.transfer_id,
+        )
+        for hold in posting.state.lapsed
+    ]
+
+
+def _results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepResult, ...]:
+    """The step's own entries (not the releases of other transfers' lapsed holds)."""
+    return tuple(
+        StepResult(
+            transfer_id, str(e.kind), e.account_id, e.amount, e.balance_after, marker=e.marker
+        )
+        for e in new_entries
+        if (e.transfer_id or transfer_id) == transfer_id
+    )
