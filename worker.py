@@ -27,12 +27,12 @@ from shards.errors import InfrastructureError, StackFileError
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.shard import Shard
-from transfers.health import ping_shard
-from transfers.metrics import TransferMetrics
-from transfers.observability import Observability, ObservabilityError
+from transfers.ops.health import ping_shard
+from transfers.ops.metrics import TransferMetrics
+from transfers.ops.observability import Observability, ObservabilityError
+from transfers.ops.tuned_worker import run_until, tuned_worker
 from transfers.settings import Settings, load_settings, settings_problem
 from transfers.temporal_connection import connect_temporal
-from transfers.tuned_worker import run_until, tuned_worker
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
