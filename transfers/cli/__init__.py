@@ -6,15 +6,16 @@ import typer
 
 from transfers.cli import (
     accounts,
+    audit,
     bench,
     chaos,
-    codec_server_command,
+    codec_server,
     db,
     dev,
-    operator_commands,
-    pending_commands,
-    transfer_commands,
-    worker_command,
+    pending,
+    run_worker,
+    stuck_refunds,
+    transfer,
 )
 
 app = typer.Typer(
@@ -27,12 +28,13 @@ app = typer.Typer(
 for module in (
     db,
     accounts,
-    transfer_commands,
-    pending_commands,
-    operator_commands,
+    transfer,
+    audit,
+    pending,
+    stuck_refunds,
     dev,
-    worker_command,
-    codec_server_command,
+    run_worker,
+    codec_server,
     bench,
     chaos,
 ):

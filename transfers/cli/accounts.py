@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from shards.money import exponent, format_amount, parse_amount
-from transfers.cli.account_entries import entries_command
+from transfers.cli.accounts_entries import entries_command
 from transfers.cli.common import JsonOption, StackOption, emit, run_with_ledger
 from transfers.terminal import console
 

@@ -16,13 +16,9 @@ from transfers.cli.common import (
     exits_without_teardown,
     run,
     settings_from,
-)
-from transfers.cli.transfer_commands import (
-    TransferArgument,
-    outcome_json,
-    outcome_line,
     temporal_client,
 )
+from transfers.cli.transfer import TransferArgument, outcome_json, outcome_line
 from transfers.terminal import console
 
 if TYPE_CHECKING:
