@@ -1,4 +1,10 @@
-"""The `transfers` command line (Typer + Rich); every command takes --json."""
+"""The `transfers` command line (Typer + Rich); every command takes --json.
+
+One module per command or command group, named by it (`audit`, `accounts`, `pending` for
+post|void, ...; `run_worker`, since `worker` is the top-level worker.py), each with a
+`register(app)` that adds its commands with `app.command(name)(function)`, or its group with
+`app.add_typer(group, name=...)`. The tuple below is their order in `transfers --help`.
+"""
 
 from __future__ import annotations
 

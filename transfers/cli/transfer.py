@@ -284,10 +284,7 @@ def cancel_command(
 
 def register(app: typer.Typer) -> None:
     """Add `transfers submit|status|list|cancel`."""
-    for name, command in (
-        ("submit", submit_command),
-        ("status", status_command),
-        ("list", list_command),
-        ("cancel", cancel_command),
-    ):
-        app.command(name)(command)
+    app.command("submit")(submit_command)
+    app.command("status")(status_command)
+    app.command("list")(list_command)
+    app.command("cancel")(cancel_command)
