@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import CliResult, run_cli
+from tests.support.cli_runs import CliResult, run_cli
 from transfers.devtools.embedded_pg import free_port
 
 WORKER_SCRIPT = Path(__file__).parents[2] / "worker.py"

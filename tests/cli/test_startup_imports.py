@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from tests.cli.conftest import CliResult, run_cli
+from tests.support.cli_runs import CliResult, run_cli
 from tests.shards.support import NewId
 
 SETTINGS = {"pydantic", "pydantic_settings"}

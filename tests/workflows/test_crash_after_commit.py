@@ -21,7 +21,7 @@ from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
 from shards.errors import HoldNotActive
 from shards.schema import AccountStatus
 from tests.support.lost_tasks import assert_settled, entries_of
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     error_type,
@@ -29,7 +29,7 @@ from tests.workflows.conftest import (
     step_events,
     steps_in_history,
 )
-from tests.workflows.test_worker_process import WorkerProcess
+from tests.ops.test_worker_process import WorkerProcess
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest, TransferStatus

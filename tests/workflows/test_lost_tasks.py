@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from shards.schema import AccountStatus
 from tests.support.lost_tasks import LostTask, assert_settled
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     record_history,

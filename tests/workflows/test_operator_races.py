@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.stuck_refunds import stuck_refund
-from tests.workflows.conftest import Accounts
+from tests.support.workers import Accounts
 from transfers.client import RefundNotStuck, TransfersClient
 from workflows.models import TransferRequest, TransferStatus, TransferStep
 

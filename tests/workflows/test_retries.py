@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     running_worker,
