@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
 from shards.router import ShardRouter
+from tests.support.cli_runs import CliResult, run_cli
 from tests.support.refusals import (
     MALFORMED_AMOUNTS,
     CliCase,
@@ -27,9 +28,10 @@ from tests.support.refusals import (
     run_cases,
     serving_worker,
 )
-from tests.support.cli_runs import CliResult, run_cli
 from tests.support.workers import Accounts
 from transfers.settings import Settings
+
+pytestmark = pytest.mark.bad_input
 
 SUBMIT = ("submit", "--from", "acc-a", "--to", "acc-b", "--currency", "USD")
 NOT_DECIMAL = r"is not a plain decimal number like 12\.34"

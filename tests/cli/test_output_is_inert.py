@@ -26,6 +26,8 @@ from workflows.search_attributes import (
     TRANSFER_STATUS,
 )
 
+pytestmark = pytest.mark.security
+
 CLOSE_MARKUP = "[/]"
 MARKUP_LINK = "[link=http://evil]x[/link]"
 OSC8_LINK = "\x1b]8;;http://evil\x07"

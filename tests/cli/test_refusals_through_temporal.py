@@ -15,11 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.schema import entries
-from tests.support.refusals import CliCase, cli_env, new_id, run_cases, serving_worker
 from tests.support.cli_runs import CliResult
+from tests.support.refusals import CliCase, cli_env, new_id, run_cases, serving_worker
 from tests.support.workers import Accounts
 from transfers.client import TransfersClient
 from workflows.models import TransferRequest
+
+pytestmark = pytest.mark.bad_input
 
 BALANCE = 10_000  # minor units in every funded account
 

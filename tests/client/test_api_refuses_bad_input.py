@@ -16,6 +16,8 @@ from transfers.devtools.embedded_pg import free_port
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest
 
+pytestmark = pytest.mark.bad_input
+
 VALID = {
     "transfer_id": "t-api-1",
     "source_account_id": "acc-a",
@@ -64,7 +66,7 @@ def test_a_malformed_amount_is_an_invalid_amount(case: str, currency: str) -> No
 
 
 def test_a_hold_timeout_of_nan_is_refused() -> None:
-    # the other out-of-range timeouts: tests/pending/test_bad_input.py
+    # the other out-of-range timeouts: tests/workflows/test_pending_bad_input.py
     with pytest.raises(ValidationError, match="Input should be a finite number"):
         PendingTransferRequest.model_validate({**VALID, "timeout_s": float("nan")})
 

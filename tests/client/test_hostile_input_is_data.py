@@ -24,6 +24,8 @@ from transfers.client import workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferRequest
 
+pytestmark = pytest.mark.security
+
 HOSTILE = "x'; DROP TABLE accounts; --"
 # quotes, comments, a backslash and both placeholder styles the drivers know
 MEMO = """x'; DROP TABLE accounts; -- "); DELETE FROM entries; /* ö \\ %s :id */"""

@@ -15,6 +15,8 @@ from transfers.payload_codec import ENCODING, KEY_ID, EncryptionCodec
 from transfers.settings import Settings, settings_problem
 from workflows.readable import Readable, ReadableMarkingConverter
 
+pytestmark = pytest.mark.security
+
 OLD, NEW = os.urandom(32), os.urandom(16)
 SECRET = b'{"memo": "rent for march", "source_account_id": "acc-alice"}'
 

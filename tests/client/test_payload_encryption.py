@@ -36,6 +36,8 @@ from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
+pytestmark = pytest.mark.security
+
 AMOUNT = 987_654  # 9876.54 USD: digits that appear nowhere by chance
 FUNDS = 2_345_678  # two transfers of AMOUNT fit
 OLD_KEY, NEW_KEY = os.urandom(32), os.urandom(32)

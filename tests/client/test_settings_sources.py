@@ -21,6 +21,8 @@ from transfers.settings import (
     write_stack,
 )
 
+pytestmark = pytest.mark.security
+
 STACK = StackInfo(
     temporal_address="127.0.0.1:7233",
     namespace="default",

@@ -145,7 +145,8 @@ def test_dev_stack_serves_the_cli_and_stops_cleanly(dev: DevProcess, cli_many: C
     ready = json.loads(dev.output_text().splitlines()[0])
     assert (ready["event"], len(ready["shard_dsns"])) == ("ready", SHARDS)
     _assert_private(dev)
-    # the Web UI's list narrowed by the business status (tests/webui opens it in a browser)
+    # the Web UI's list narrowed by the business status (opened in a browser by
+    # tests/ops/test_web_ui_tracing.py)
     query = "query=TransferStatus%3D%22COMPENSATED%22"
     compensated = f"{ready['ui_url']}/namespaces/default/workflows?{query}"
     assert ready["ui_status_links"]["COMPENSATED"] == compensated

@@ -29,6 +29,8 @@ from transfers.devtools.embedded_pg.service_account import (
     root_owned_folder,
 )
 
+pytestmark = pytest.mark.security
+
 AS_ROOT = os.geteuid() == 0
 REPOSITORY = Path(__file__).resolve().parents[2]
 

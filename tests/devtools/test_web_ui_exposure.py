@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 from rich.console import Console
 
 from transfers.devtools.bench.e2e_stack import embedded_stack
@@ -18,6 +19,8 @@ from transfers.devtools.chaos.run import ChaosOptions, ChaosRun
 from transfers.devtools.devstack.processes import ChildProcess
 from transfers.devtools.devstack.temporal_server import connect_when_ready, temporal_server
 from transfers.devtools.embedded_pg import free_port
+
+pytestmark = pytest.mark.security
 
 START_TIMEOUT_S = 60.0
 

@@ -19,6 +19,8 @@ from tests.support.cli_runs import run_cli
 from tests.support.codec_server import codec_server, key_env
 from transfers.payload_codec import KEY_ID, EncryptionCodec
 
+pytestmark = pytest.mark.security
+
 KEY = os.urandom(32)
 UI_ORIGIN = "http://127.0.0.1:18233"
 MEMO = Payload(metadata={"encoding": b"json/plain"}, data=b'{"memo": "rent for march"}')

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.support.workers import Accounts
 from tests.ops.test_worker_process import WorkerProcess
+from tests.support.workers import Accounts
 from transfers.client import TransfersClient
 from transfers.settings import Settings
 from workflows.models import TransferRequest, TransferStatus

@@ -26,6 +26,8 @@ from transfers.ops.observability import Observability
 from transfers.settings import Settings, settings_problem
 from worker import build_worker
 
+pytestmark = pytest.mark.security
+
 LOOPBACK = "127.0.0.1"
 ROUNDS, REQUESTS_PER_ROUND = 12, 60  # about 2.5 s of requests
 TURNED_AWAY = (503, BUSY)

@@ -25,8 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import LedgerActivities
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from tests.support.codec_server import codec_server, key_env
 from tests.ops.test_web_ui_tracing import ARTIFACTS, CHROMIUM, page  # noqa: F401 (a fixture)
+from tests.support.codec_server import codec_server, key_env
 from tests.support.workers import Accounts, running_worker
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
@@ -34,7 +34,10 @@ from transfers.temporal_connection import connect_temporal
 from workflows.models import TransferRequest, TransferStatus
 from workflows.search_attributes import REGISTRATION
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")
+pytestmark = [
+    pytest.mark.webui,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
+]
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,14 @@ CHROMIUM_FLAGS = [
 UI_TIMEOUT_MS = 20_000  # the UI is slow to draw on a busy 2-core machine
 expect.set_options(timeout=UI_TIMEOUT_MS)  # expect() has its own default of 5 s
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"{CHROMIUM} is missing and `make browser` could not install it (it needs root and "
-    "apt-get: `apt-get install chromium`)",
-)
+pytestmark = [
+    pytest.mark.webui,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing and `make browser` could not install it (it needs root and "
+        "apt-get: `apt-get install chromium`)",
+    ),
+]
 
 
 def _on_shard(prefix: str, shard: int) -> str:

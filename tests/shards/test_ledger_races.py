@@ -23,6 +23,8 @@ from shards.router import ShardRouter
 from shards.shard import PoolSettings, Shard
 from tests.shards.support import NewId, ids_on_shard, open_funded
 
+pytestmark = pytest.mark.races
+
 TRANSFERS = 1_000
 ACCOUNTS = 10
 OPENING_BALANCE = 1_000

@@ -16,6 +16,8 @@ from shards.ledger import Ledger
 from shards.validation import MAX_AMOUNT
 from tests.shards.support import NewId, entry_count, ids_on_shard, open_funded
 
+pytestmark = pytest.mark.bad_input
+
 BAD_AMOUNTS = [0, -1, -(2**63), True, False, 1.0, 10.5, MAX_AMOUNT + 1, 2**64, "10", None]
 BAD_CURRENCIES = ["usd", "US", "USDX", "", " USD", "U$D", "ÜSD", "US\x00", 840]
 BAD_IDS = [

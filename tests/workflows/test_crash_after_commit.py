@@ -3,7 +3,7 @@ its workflow task completes (TRANSFERS_CRASH_AFTER_COMMIT); then something chang
 worker finishes the transfer from a history without that step, as the shards' entries say.
 
 Issue #11 cases 1 to 4 with the worker really gone (tests/workflows/test_lost_tasks.py and
-tests/pending/test_lost_tasks.py commit the lost steps by hand instead).
+tests/workflows/test_pending_lost_tasks.py commit the lost steps by hand instead).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from temporalio.client import Client
 from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
 from shards.errors import HoldNotActive
 from shards.schema import AccountStatus
+from tests.ops.test_worker_process import WorkerProcess
 from tests.support.lost_tasks import assert_settled, entries_of
 from tests.support.workers import (
     Accounts,
@@ -29,7 +30,6 @@ from tests.support.workers import (
     step_events,
     steps_in_history,
 )
-from tests.ops.test_worker_process import WorkerProcess
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest, TransferStatus

@@ -27,6 +27,8 @@ from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
+pytestmark = pytest.mark.lost_tasks
+
 AMOUNT = 400
 OPENING = 1_000
 S = TransferStatus

@@ -14,7 +14,7 @@ from tests.support.workers import Accounts
 from transfers.client import RefundNotStuck, TransfersClient
 from workflows.models import TransferRequest, TransferStatus, TransferStep
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.races]
 
 
 async def test_a_resolve_not_yet_recorded_reads_as_resolving(

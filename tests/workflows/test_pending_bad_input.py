@@ -16,7 +16,7 @@ from tests.support.workers import Accounts
 from transfers.client import TransferNotFound, TransfersClient, workflow_id
 from workflows.models import TransferRequest, TransferStatus
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.bad_input, pytest.mark.pending]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferStatus
 
+pytestmark = pytest.mark.pending
+
 TTL_S = 1.0
 MARGIN_S = 0.3  # past expires_at by this much, whatever the rounding between the two clocks
 

@@ -13,8 +13,8 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from shards.errors import HoldNotActive, IdempotencyConflict
 from shards.schema import AccountStatus
-from tests.support.pending_holds import Held, PendingFor
 from tests.support.lost_tasks import LostTask, assert_settled
+from tests.support.pending_holds import Held, PendingFor
 from tests.support.workers import (
     Accounts,
     RecordingActivities,
@@ -24,6 +24,8 @@ from tests.support.workers import (
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferOutcome, TransferStatus
+
+pytestmark = [pytest.mark.pending, pytest.mark.lost_tasks]
 
 S = TransferStatus
 

@@ -15,7 +15,7 @@ from workflows.models import PendingTransferRequest, TransferRequest, TransferSt
 from workflows.pending import PendingTransferWorkflow
 from workflows.search_attributes import TRANSFER_STATUS
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.pending]
 
 
 async def _funds(accounts: Accounts, request: PendingTransferRequest) -> tuple[int, int, int]:

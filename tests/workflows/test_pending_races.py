@@ -14,7 +14,7 @@ from tests.support.workers import Accounts
 from transfers.client import TransfersClient
 from workflows.models import TransferOutcome, TransferStatus
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.pending, pytest.mark.races]
 
 
 def _split(

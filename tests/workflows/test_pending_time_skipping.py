@@ -25,6 +25,8 @@ from transfers.settings import Settings
 from workflows.models import TransferStatus
 from workflows.search_attributes import REGISTRATION
 
+pytestmark = pytest.mark.pending
+
 TEN_MINUTES_S = 600
 
 
