@@ -22,10 +22,10 @@ from shards.errors import BusinessError, HoldNotActive, InfrastructureError
 from shards.records import StepResult
 from workflows.models import (
     AppliedEntry,
-    CaptureRequest,
     ClaimRequest,
     HoldApplied,
     HoldRequest,
+    PostRequest,
     Route,
     StepRequest,
     TransferRequest,
@@ -131,9 +131,9 @@ class LedgerActivities:
 
     @activity.defn
     async def hold(self, request: HoldRequest) -> HoldApplied:
-        """Reserve the amount on the source until its shard's clock passes now + ttl_s."""
+        """Hold the amount on the source until its shard's clock passes now + ttl_s."""
         with _refusals_are_final(request.transfer_id, "hold"):
-            hold = await self.ledger.reserve(
+            hold = await self.ledger.hold(
                 request.transfer_id,
                 request.account_id,
                 request.amount,
@@ -159,26 +159,28 @@ class LedgerActivities:
             replayed=hold.replayed,
         )
 
-    @activity.defn
-    async def capture(self, request: CaptureRequest) -> AppliedEntry:
-        """Take the hold (or `amount` of it, releasing the rest) as the source's debit."""
+    @activity.defn(name="capture")  # the activity type's name in recorded histories
+    async def post(self, request: PostRequest) -> AppliedEntry:
+        """Post the hold: take it (or `amount` of it, giving the rest back) as the source's
+        debit, an entry of kind `capture`."""
         with _refusals_are_final(request.transfer_id, "capture"):
-            result = await self.ledger.capture(
+            result = await self.ledger.post(
                 request.transfer_id, request.account_id, request.amount, request.fingerprint
             )
         self._committed("capture")
         _log_applied(result)
         return _entry(result)
 
-    @activity.defn
-    async def release(self, request: StepRequest) -> AppliedEntry:
-        """Release the hold; a marker that refuses a late hold if it was never placed. A hold
-        found captured comes back as its capture (kind `capture`): the caller owes it a credit."""
+    @activity.defn(name="release")  # the activity type's name in recorded histories
+    async def void(self, request: StepRequest) -> AppliedEntry:
+        """Void the hold (an entry of kind `release`); a marker that refuses a late hold if it was
+        never placed. A hold found posted comes back as its capture entry (kind `capture`): the
+        caller owes it a credit."""
         return await self._apply(
             "release",
             request,
-            # a release needs no currency: it gives back exactly what its hold reserved
-            lambda transfer_id, account_id, amount, _, fingerprint: self.ledger.release(
+            # a void needs no currency: it gives back exactly what its hold held
+            lambda transfer_id, account_id, amount, _, fingerprint: self.ledger.void(
                 transfer_id, account_id, amount, fingerprint
             ),
         )

@@ -166,7 +166,7 @@ class HoldApplied(Model):
     replayed: bool = False
 
 
-class CaptureRequest(Model):
+class PostRequest(Model):
     """Input of `capture`: take `amount` of the transfer's hold (None: all of it) as the debit."""
 
     transfer_id: Identifier
