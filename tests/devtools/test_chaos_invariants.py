@@ -18,9 +18,6 @@ from transfers.devtools.chaos.run_record import RunRecord
 from transfers.devtools.chaos.workload import TransferRecord
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
-S = TransferStatus
-K = TransferKind
-
 
 @dataclass
 class Ledger:
@@ -35,10 +32,12 @@ class Ledger:
         ]
     )
     records: dict[str, TransferRecord] = field(
-        default_factory=lambda: {"t1": _record("t1", K.CROSS_SHARD, S.COMPLETED)}
+        default_factory=lambda: {
+            "t1": _record("t1", TransferKind.CROSS_SHARD, TransferStatus.COMPLETED)
+        }
     )
     runs: dict[str, list[RunFact]] = field(
-        default_factory=lambda: {"t1": [RunFact("run-1", S.COMPLETED)]}
+        default_factory=lambda: {"t1": [RunFact("run-1", TransferStatus.COMPLETED)]}
     )
     active_holds: list[str] = field(default_factory=list)
     audit: AuditReport = field(default_factory=AuditReport)
@@ -59,7 +58,7 @@ class Ledger:
         return {name: len(found) for name, found in check_all(run, evidence).items() if found}
 
 
-def _record(transfer_id: str, kind: TransferKind, status: S | None) -> TransferRecord:
+def _record(transfer_id: str, kind: TransferKind, status: TransferStatus | None) -> TransferRecord:
     request = TransferRequest(
         transfer_id=transfer_id,
         source_account_id="a",
@@ -75,7 +74,7 @@ def _record(transfer_id: str, kind: TransferKind, status: S | None) -> TransferR
     return TransferRecord(PlannedTransfer(kind, request), outcome)
 
 
-def _ends(ledger: Ledger, kind: TransferKind, status: S, *disturbed_by: str) -> None:
+def _ends(ledger: Ledger, kind: TransferKind, status: TransferStatus, *disturbed_by: str) -> None:
     """t1 was of `kind` and ended in `status`, for its client and for Temporal alike."""
     ledger.records["t1"] = _record("t1", kind, status)
     ledger.records["t1"].disturbed_by.update(disturbed_by)
@@ -84,7 +83,7 @@ def _ends(ledger: Ledger, kind: TransferKind, status: S, *disturbed_by: str) -> 
 
 def _compensated(ledger: Ledger, *disturbed_by: str) -> None:
     """t1 took 100 from a and refunded it."""
-    _ends(ledger, K.CROSS_SHARD, S.COMPENSATED, *disturbed_by)
+    _ends(ledger, TransferKind.CROSS_SHARD, TransferStatus.COMPENSATED, *disturbed_by)
     ledger.entries[2] = EntryFact("t1", "refund", "a", 100, False)
     ledger.balances.update(a=1000, b=0)
 
@@ -101,8 +100,8 @@ def _add_entry(ledger: Ledger, *entry: object) -> None:
 
 def _stranded_capture(ledger: Ledger) -> None:
     """t2, a pending transfer that expired, yet its capture of 50 stands unpaid."""
-    ledger.records["t2"] = _record("t2", K.PENDING_POST, S.EXPIRED)
-    ledger.runs["t2"] = [RunFact("run-3", S.EXPIRED)]
+    ledger.records["t2"] = _record("t2", TransferKind.PENDING_POST, TransferStatus.EXPIRED)
+    ledger.runs["t2"] = [RunFact("run-3", TransferStatus.EXPIRED)]
     _add_entry(ledger, "t2", "capture", "a", 50, False)
     ledger.balances.update(a=850)
 
@@ -147,23 +146,23 @@ BREAKAGES: dict[str, tuple[Callable[[Ledger], None], set[str]]] = {
         {"known_transfer", "in_flight"},
     ),
     "a transfer still running": (
-        lambda ledger: ledger.records.update(t1=_record("t1", K.CROSS_SHARD, None)),
+        lambda ledger: ledger.records.update(t1=_record("t1", TransferKind.CROSS_SHARD, None)),
         {"final_state"},
     ),
     "Temporal disagrees with the client": (
-        lambda ledger: ledger.runs.update(t1=[RunFact("run-1", S.FAILED)]),
+        lambda ledger: ledger.runs.update(t1=[RunFact("run-1", TransferStatus.FAILED)]),
         {"final_state"},
     ),
     "two runs of one id": (
-        lambda ledger: ledger.runs["t1"].append(RunFact("run-2", S.COMPLETED)),
+        lambda ledger: ledger.runs["t1"].append(RunFact("run-2", TransferStatus.COMPLETED)),
         {"single_run"},
     ),
     "a run with other fields that completed": (
-        lambda ledger: _run_with_other_fields(ledger, S.COMPLETED, None),
+        lambda ledger: _run_with_other_fields(ledger, TransferStatus.COMPLETED, None),
         {"same_id"},
     ),
     "a run with other fields refused for another reason": (
-        lambda ledger: _run_with_other_fields(ledger, S.FAILED, "AlreadyCompensated"),
+        lambda ledger: _run_with_other_fields(ledger, TransferStatus.FAILED, "AlreadyCompensated"),
         {"same_id"},
     ),
     "a run with other fields that never ended": (
@@ -171,15 +170,15 @@ BREAKAGES: dict[str, tuple[Callable[[Ledger], None], set[str]]] = {
         {"same_id"},
     ),
     "an overdraft that completed": (
-        lambda ledger: _ends(ledger, K.OVERDRAFT, S.COMPLETED),
+        lambda ledger: _ends(ledger, TransferKind.OVERDRAFT, TransferStatus.COMPLETED),
         {"expected_outcome"},
     ),
     "a cancelled same-shard transfer that was voided": (
-        lambda ledger: _ends(ledger, K.SAME_SHARD, S.VOIDED, "cancelled"),
+        lambda ledger: _ends(ledger, TransferKind.SAME_SHARD, TransferStatus.VOIDED, "cancelled"),
         {"expected_outcome", "moves", "conservation"},
     ),
     "a failed transfer that moved money": (
-        lambda ledger: _ends(ledger, K.CROSS_SHARD, S.FAILED),
+        lambda ledger: _ends(ledger, TransferKind.CROSS_SHARD, TransferStatus.FAILED),
         {"moves", "conservation"},
     ),
     "a cancelled transfer whose refund went to its target": (
@@ -242,8 +241,8 @@ def test_every_check_catches_at_least_one_breakage() -> None:
 
 def test_a_marker_moves_no_money() -> None:
     ledger = Ledger()
-    ledger.records["t2"] = _record("t2", K.CROSS_SHARD, S.FAILED)
-    ledger.runs["t2"] = [RunFact("run-2", S.FAILED)]
+    ledger.records["t2"] = _record("t2", TransferKind.CROSS_SHARD, TransferStatus.FAILED)
+    ledger.runs["t2"] = [RunFact("run-2", TransferStatus.FAILED)]
     _add_entry(ledger, "t2", "refund", "a", 100, True)
 
     assert ledger.violations() == {}
@@ -251,8 +250,8 @@ def test_a_marker_moves_no_money() -> None:
 
 def test_a_failed_transfer_debited_and_refunded_moved_nothing_net() -> None:
     ledger = Ledger()
-    ledger.records["t2"] = _record("t2", K.CROSS_SHARD, S.FAILED)
-    ledger.runs["t2"] = [RunFact("run-2", S.FAILED)]
+    ledger.records["t2"] = _record("t2", TransferKind.CROSS_SHARD, TransferStatus.FAILED)
+    ledger.runs["t2"] = [RunFact("run-2", TransferStatus.FAILED)]
     _add_entry(ledger, "t2", "debit", "a", 100, False)
     _add_entry(ledger, "t2", "refund", "a", 100, False)
 
@@ -262,7 +261,7 @@ def test_a_failed_transfer_debited_and_refunded_moved_nothing_net() -> None:
 def test_a_cancelled_transfer_may_be_refunded_and_a_refused_other_run_is_fine() -> None:
     ledger = Ledger()
     _compensated(ledger, "cancelled")
-    _run_with_other_fields(ledger, S.FAILED, "IdempotencyConflict")
+    _run_with_other_fields(ledger, TransferStatus.FAILED, "IdempotencyConflict")
 
     assert ledger.violations() == {}
 

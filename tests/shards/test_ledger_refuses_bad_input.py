@@ -52,7 +52,7 @@ async def test_bad_amounts_are_refused_and_nothing_is_written(
         with pytest.raises(InvalidAmount):
             await step(transfer, account, amount, "USD")  # type: ignore[arg-type]
     with pytest.raises(InvalidAmount):
-        await ledger.reserve(transfer, account, amount, ttl_s=60)  # type: ignore[arg-type]
+        await ledger.hold(transfer, account, amount, ttl_s=60)  # type: ignore[arg-type]
 
     assert await ledger.get_account(account) == before
     assert await entry_count(ledger.router) == entries_before

@@ -27,8 +27,6 @@ from workflows.models import PendingTransferRequest, TransferOutcome, TransferSt
 
 pytestmark = [pytest.mark.pending, pytest.mark.lost_tasks]
 
-S = TransferStatus
-
 
 async def _end(client: Client, request: PendingTransferRequest) -> TransferOutcome:
     handle = client.get_workflow_handle(
@@ -53,10 +51,10 @@ async def _assert_moved(
 @pytest.mark.parametrize(
     ("interference", "status"),
     [
-        ("void", S.COMPLETED),
-        ("cancel", S.COMPLETED),
-        ("expiry", S.COMPLETED),
-        ("freeze target, void", S.COMPENSATED),
+        ("void", TransferStatus.COMPLETED),
+        ("cancel", TransferStatus.COMPLETED),
+        ("expiry", TransferStatus.COMPLETED),
+        ("freeze target, void", TransferStatus.COMPENSATED),
     ],
 )
 async def test_a_capture_whose_task_was_lost_is_credited_or_refunded(
@@ -79,7 +77,9 @@ async def test_a_capture_whose_task_was_lost_is_credited_or_refunded(
     outcome = await _end(client, request)  # "expiry": the workflow's timer fires
 
     assert outcome.status == status, outcome
-    await _assert_moved(accounts, outcome, request, 400 if status == S.COMPLETED else 0)
+    await _assert_moved(
+        accounts, outcome, request, 400 if status == TransferStatus.COMPLETED else 0
+    )
     if interference == "void":
         handle = client.get_workflow_handle(workflow_id(request.transfer_id))
         await record_history(handle, "pending_lost_capture_voided")
@@ -96,7 +96,7 @@ async def test_a_post_of_another_amount_after_a_lost_capture_is_refused_and_the_
         await transfers.post(request.transfer_id, 200)
     outcome = await _end(client, request)
 
-    assert outcome.status == S.COMPLETED
+    assert outcome.status == TransferStatus.COMPLETED
     assert [(e.kind, e.amount) for e in outcome.entries] == [("capture", 300), ("credit", 300)]
     await _assert_moved(accounts, outcome, request, 300)
 
@@ -112,18 +112,22 @@ async def test_a_post_after_a_lost_release_is_refused_and_nothing_moves(
         await transfers.post(request.transfer_id)
     outcome = await _end(client, request)
 
-    assert (outcome.status, outcome.step) == (S.FAILED, "capture-refused")
+    assert (outcome.status, outcome.step) == (TransferStatus.FAILED, "capture-refused")
     await _assert_moved(accounts, outcome, request, 0)
 
 
 @pytest.mark.parametrize(
     ("committed", "interference", "status"),
     [
-        (("claim", "hold"), "cancel", S.FAILED),
-        (("claim", "hold", "capture"), "none", S.COMPLETED),
-        (("claim", "hold", "capture"), "cancel", S.COMPLETED),
+        (("claim", "hold"), "cancel", TransferStatus.FAILED),
+        (("claim", "hold", "capture"), "none", TransferStatus.COMPLETED),
+        (("claim", "hold", "capture"), "cancel", TransferStatus.COMPLETED),
         # compensated first (its target was frozen), then the target reopens: still compensated
-        (("claim", "hold", "capture", "fence", "refund"), "unfreeze target", S.COMPENSATED),
+        (
+            ("claim", "hold", "capture", "fence", "refund"),
+            "unfreeze target",
+            TransferStatus.COMPENSATED,
+        ),
     ],
 )
 async def test_a_rerun_of_a_pending_transfer_ends_as_its_entries_say(
@@ -153,7 +157,9 @@ async def test_a_rerun_of_a_pending_transfer_ends_as_its_entries_say(
         outcome = await _end(client, request)
 
     assert outcome.status == status, outcome
-    await _assert_moved(accounts, outcome, request, 400 if status == S.COMPLETED else 0)
+    await _assert_moved(
+        accounts, outcome, request, 400 if status == TransferStatus.COMPLETED else 0
+    )
 
 
 @pytest.mark.usefixtures("worker")
@@ -184,5 +190,5 @@ async def test_a_compensated_pending_transfer_run_again_after_its_target_opens_c
     )
     again = await asyncio.wait_for(handle.result(), timeout=60)
 
-    assert first.status == again.status == S.COMPENSATED
+    assert first.status == again.status == TransferStatus.COMPENSATED
     await _assert_moved(accounts, again, request, 0)
