@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from shards.enums import HoldStatus
-from shards.errors import BusinessError, HoldNotActive, InfrastructureError
-from shards.records import StepResult
-from workflows.models import (
+from activities.models import (
     AppliedEntry,
     ClaimRequest,
     HoldApplied,
@@ -31,6 +28,9 @@ from workflows.models import (
     TransferRequest,
     WithinShardRequest,
 )
+from shards.enums import HoldStatus
+from shards.errors import BusinessError, HoldNotActive, InfrastructureError
+from shards.records import StepResult
 
 if TYPE_CHECKING:  # the worker imports the Ledger; the client imports this module without it
     from shards.ledger import Ledger

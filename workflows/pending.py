@@ -12,15 +12,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from activities.models import HoldApplied, HoldRequest, PostRequest
     from shards.enums import EntryKind
     from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
-        HoldApplied,
-        HoldRequest,
         PendingTransferRequest,
-        PostRequest,
         TransferError,
         TransferOutcome,
         TransferStatus,

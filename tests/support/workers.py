@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities, LedgerStep
+from activities.models import StepRequest
 from shards import schema
 from shards.ledger import Ledger
 from shards.router import ShardRouter
@@ -26,7 +27,7 @@ from shards.shard import PoolSettings
 from transfers.client import TransfersClient
 from transfers.settings import Settings
 from worker import build_worker
-from workflows.models import AppliedEntry, StepRequest, TransferOutcome, TransferRequest
+from workflows.models import AppliedEntry, TransferOutcome, TransferRequest
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
