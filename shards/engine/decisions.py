@@ -6,6 +6,7 @@ business error. Balances are computed as new absolute values, so a lost update w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shards.engine.account_state import AccountState
@@ -162,14 +163,7 @@ def plan_debit(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
     """Money leaves an open account, within its available funds: a saga's debit, or a
     withdrawal (`kind`)."""
     refuse_if_compensated(ctx, EntryKind.REFUND)
-    replay = replay_of(ctx, kind, step.account_id, step.amount)
-    if replay:
-        return replay
-    state = require_account(ctx, step.account_id, step.currency)
-    balance = _debited_balance(state, step.amount)
-    return Change(
-        [AccountWrite(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
-    )
+    return _move(ctx, step, kind, _debited_balance)
 
 
 def plan_credit(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
@@ -178,11 +172,19 @@ def plan_credit(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
     it)."""
     if kind == EntryKind.CREDIT:
         refuse_if_compensated(ctx, EntryKind.REFUND)
+    return _move(ctx, step, kind, _credited_balance)
+
+
+def _move(
+    ctx: StepContext, step: Step, kind: str, new_balance: Callable[[AccountState, int], int]
+) -> Change | Replay:
+    """This request's entry of `kind` if recorded already; else the account's `new_balance`
+    (which refuses what the account cannot do) and the entry that records it."""
     replay = replay_of(ctx, kind, step.account_id, step.amount)
     if replay:
         return replay
     state = require_account(ctx, step.account_id, step.currency)
-    balance = _credited_balance(state, step.amount)
+    balance = new_balance(state, step.amount)
     return Change(
         [AccountWrite(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
     )
