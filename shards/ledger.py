@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
-from shards.claims import claim
+from shards.claims import claim, claim_many
+from shards.engine.batches import BatchRunner
 from shards.engine.changes import HoldRow
 from shards.engine.decisions import (
     Step,
@@ -27,13 +31,14 @@ from shards.engine.runner import Applied, Plan, RetryPolicy, StepRunner, validat
 from shards.errors import (
     AccountAlreadyExists,
     AccountNotFound,
+    BusinessError,
     InvalidTtl,
     RouteChanged,
     SameAccount,
 )
 from shards.fingerprints import fingerprint_of
 from shards.lock_strategy import LockStrategy
-from shards.records import AccountView, HoldView, StepResult
+from shards.records import AccountView, BatchStep, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.statements import StatementPage, read_statement
@@ -87,6 +92,7 @@ class Ledger:
     ) -> None:
         self.router = router
         self.runner = StepRunner(router, LockStrategy(strategy), retry)
+        self.batches = BatchRunner(router, self.runner.strategy, self.runner.retry)
 
     @property
     def strategy(self) -> LockStrategy:
@@ -264,6 +270,50 @@ class Ledger:
         )
         debit, credit = sorted(applied.results, key=lambda result: result.kind != K.DEBIT)
         return debit, credit
+
+    # saga steps in batches: one outcome per step, in input order (see shards.engine.batches) --
+
+    async def claim_batch(self, claims: Sequence[tuple[str, str]]) -> list[BusinessError | None]:
+        """`claim` for many (transfer_id, fingerprint): None where the request owns the id, else
+        the error a single claim would raise (IdempotencyConflict, or the invalid id's)."""
+        outcomes: list[BusinessError | None] = [None] * len(claims)
+        by_shard: dict[int, list[tuple[int, tuple[str, str]]]] = defaultdict(list)
+        for index, (transfer_id, fingerprint) in enumerate(claims):
+            try:
+                shard = self.router.index_for(check_transfer_id(transfer_id))
+            except BusinessError as error:
+                outcomes[index] = error
+                continue
+            by_shard[shard].append((index, (transfer_id, fingerprint)))
+        groups = list(by_shard.items())
+        refusals = await asyncio.gather(
+            *(
+                claim_many(self.router.shards[shard], [pair for _, pair in group])
+                for shard, group in groups
+            )
+        )
+        for (_, group), refused in zip(groups, refusals, strict=True):
+            for (index, _), refusal in zip(group, refused, strict=True):
+                outcomes[index] = refusal
+        return outcomes
+
+    async def debit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`debit` for many transfers: per step its result, or the error `debit` would raise."""
+        return await self.batches.run(steps, lambda ctx, step: plan_take(ctx, step, K.DEBIT))
+
+    async def credit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`credit` for many transfers: per step its result, or the error `credit` would raise."""
+        return await self.batches.run(steps, lambda ctx, step: plan_give(ctx, step, K.CREDIT))
+
+    async def fence_credit_batch(
+        self, steps: Sequence[BatchStep]
+    ) -> list[StepResult | BusinessError]:
+        """`fence_credit` for many transfers: the credit that landed, or a marker refusing it."""
+        return await self.batches.run(steps, plan_fence_credit)
+
+    async def refund_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`refund` for many transfers: the refund, or a marker where nothing was debited."""
+        return await self.batches.run(steps, plan_refund)
 
     # holds --------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from shards.compiled import Compiled, Driver
 from shards.engine.account_state import AccountState, LapsedHold
@@ -110,13 +111,33 @@ _HOLD = Compiled.of(
     ).where(holds.c.transfer_id == TRANSFER_ID)
 )
 
-_LAPSED = Compiled.of(
-    select(holds.c.transfer_id, holds.c.amount).where(
-        holds.c.account_id == bindparam("account_id", type_=Text),
-        holds.c.status == HoldStatus.ACTIVE,
-        holds.c.expires_at <= func.clock_timestamp(),
+
+@dataclass(frozen=True)
+class LapsedOnAccount:
+    """A row of `lapsed_holds`: which account the lapsed hold is on, and the hold."""
+
+    account_id: str
+    transfer_id: str
+    amount: int
+
+    def hold(self) -> LapsedHold:
+        """The hold as an account's state carries it."""
+        return LapsedHold(self.transfer_id, self.amount)
+
+
+def lapsed_holds(of_accounts: ColumnElement[bool]) -> Compiled:
+    """The active holds `of_accounts` that have lapsed by the database clock (the one place that
+    judges it for a step's account read): account, transfer and amount of each."""
+    return Compiled.of(
+        select(holds.c.account_id, holds.c.transfer_id, holds.c.amount).where(
+            of_accounts,
+            holds.c.status == HoldStatus.ACTIVE,
+            holds.c.expires_at <= func.clock_timestamp(),
+        )
     )
-)
+
+
+_LAPSED = lapsed_holds(holds.c.account_id == bindparam("account_id", type_=Text))
 
 
 async def read_context(
@@ -159,7 +180,8 @@ async def read_prior(connection: Driver, transfer_id: str) -> dict[str, PriorEnt
 async def _account_state(connection: Driver, row: _AccountWithEntry) -> AccountState:
     lapsed: list[LapsedHold] = []
     if row.held > 0:  # only an account with money on hold can have a hold that lapsed
-        lapsed = await _LAPSED.objects(connection, LapsedHold, account_id=row.account_id)
+        found = await _LAPSED.objects(connection, LapsedOnAccount, account_id=row.account_id)
+        lapsed = [lapsed_hold.hold() for lapsed_hold in found]
     return AccountState(
         row.account_id,
         row.currency,
