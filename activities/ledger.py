@@ -28,6 +28,7 @@ from workflows.models import (
     HoldRequest,
     Route,
     StepRequest,
+    TransferError,
     TransferRequest,
     WithinShardRequest,
 )
@@ -62,7 +63,7 @@ class LedgerActivities:
     async def claim(self, request: ClaimRequest) -> Route:
         """A saga's first step: make this request the owner of its transfer id (refused with
         IdempotencyConflict if another request has it), and route both sides."""
-        with _refusals_are_final(request.transfer_id, "claim"):
+        with refusals_are_final(request.transfer_id, "claim"):
             await self.ledger.claim(request.transfer_id, request.fingerprint)
             router = self.ledger.router
             route = Route(
@@ -77,7 +78,7 @@ class LedgerActivities:
         """The shard of each account, for runs recorded before `claim` (which routes too). Run as
         a local activity so that the answer is recorded in history: a replay never re-computes
         it, even if SHARD_DSNS changed since."""
-        with _refusals_are_final(request.transfer_id, "route"):
+        with refusals_are_final(request.transfer_id, "route"):
             router = self.ledger.router
             return Route(
                 source_shard=router.index_for(request.source_account_id),
@@ -115,7 +116,7 @@ class LedgerActivities:
         self, request: WithinShardRequest
     ) -> tuple[AppliedEntry, AppliedEntry]:
         """Debit and credit two accounts of one shard in one transaction."""
-        with _refusals_are_final(request.transfer_id, "transfer within shard"):
+        with refusals_are_final(request.transfer_id, "transfer within shard"):
             debit, credit = await self.ledger.transfer_within_shard(
                 request.transfer_id,
                 request.source_account_id,
@@ -125,14 +126,14 @@ class LedgerActivities:
                 request.fingerprint,
             )
         self._committed("transfer_within_shard")
-        _log_applied(debit)
-        _log_applied(credit)
-        return _entry(debit), _entry(credit)
+        log_applied(debit)
+        log_applied(credit)
+        return applied_entry(debit), applied_entry(credit)
 
     @activity.defn
     async def hold(self, request: HoldRequest) -> HoldApplied:
         """Reserve the amount on the source until its shard's clock passes now + ttl_s."""
-        with _refusals_are_final(request.transfer_id, "hold"):
+        with refusals_are_final(request.transfer_id, "hold"):
             hold = await self.ledger.reserve(
                 request.transfer_id,
                 request.account_id,
@@ -162,13 +163,13 @@ class LedgerActivities:
     @activity.defn
     async def capture(self, request: CaptureRequest) -> AppliedEntry:
         """Take the hold (or `amount` of it, releasing the rest) as the source's debit."""
-        with _refusals_are_final(request.transfer_id, "capture"):
+        with refusals_are_final(request.transfer_id, "capture"):
             result = await self.ledger.capture(
                 request.transfer_id, request.account_id, request.amount, request.fingerprint
             )
         self._committed("capture")
-        _log_applied(result)
-        return _entry(result)
+        log_applied(result)
+        return applied_entry(result)
 
     @activity.defn
     async def release(self, request: StepRequest) -> AppliedEntry:
@@ -184,7 +185,7 @@ class LedgerActivities:
         )
 
     async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
-        with _refusals_are_final(request.transfer_id, kind):
+        with refusals_are_final(request.transfer_id, kind):
             result = await step(
                 request.transfer_id,
                 request.account_id,
@@ -193,12 +194,12 @@ class LedgerActivities:
                 request.fingerprint,
             )
         self._committed(kind)
-        _log_applied(result)
-        return _entry(result)
+        log_applied(result)
+        return applied_entry(result)
 
 
 @contextmanager
-def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
+def refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
     """A business refusal stops the retries; infrastructure errors and the unexpected do not."""
     try:
         yield
@@ -207,9 +208,7 @@ def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
         # exceeds the server's failure size limit, and the Web UI would show no reason at all.
         raise ApplicationError(str(error), type=error.code) from None
     except BusinessError as error:
-        activity.logger.info(
-            "transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error
-        )
+        _log_refusal(transfer_id, step, error)
         raise ApplicationError(
             str(error),
             type=error.code,
@@ -219,7 +218,19 @@ def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
         ) from error
 
 
-def _entry(result: StepResult) -> AppliedEntry:
+def refusal_of(transfer_id: str, step: str, error: BusinessError) -> TransferError:
+    """A refusal returned, not raised (one transfer of a batched step): the type and message
+    the workflow reads off the ApplicationError that `refusals_are_final` raises for one step."""
+    _log_refusal(transfer_id, step, error)
+    return TransferError(type=error.code, message=str(error))
+
+
+def _log_refusal(transfer_id: str, step: str, error: BusinessError) -> None:
+    activity.logger.info("transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error)
+
+
+def applied_entry(result: StepResult) -> AppliedEntry:
+    """The entry a step applied, as the history records it (no balance)."""
     return AppliedEntry(
         kind=result.kind,
         account_id=result.account_id,
@@ -229,7 +240,7 @@ def _entry(result: StepResult) -> AppliedEntry:
     )
 
 
-def _log_applied(result: StepResult) -> None:
+def log_applied(result: StepResult) -> None:
     """One line a step; without the balance, which only the account's owner may see."""
     how = "marker written" if result.marker else "replayed" if result.replayed else "applied"
     activity.logger.info(

@@ -63,6 +63,7 @@ from shards.errors import TemporalUnavailable as TemporalUnavailable
 from shards.errors import TransferNotFound as TransferNotFound
 from shards.errors import TransfersError as TransfersError
 from shards.money import format_amount
+from transfers.batch_client import BatchClient
 from transfers.settings import Settings
 from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
 from transfers.ui_links import workflows_page
@@ -117,8 +118,9 @@ def workflow_id(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
 
 
-class TransfersClient:
-    """Submit and follow transfers; the API that the `transfers` CLI uses."""
+class TransfersClient(BatchClient):
+    """Submit and follow transfers, one by one or in batches (`submit_batch`, see
+    transfers.batch_client); the API that the `transfers` CLI uses."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -113,6 +114,7 @@ async def run_step(
     summary: str,
     cancellation: workflow.ActivityCancellationType = policies.ABANDON_ON_CANCEL,
     durable: bool = False,
+    start_to_close: timedelta = policies.STEP_START_TO_CLOSE,
 ) -> T:
     """One shard step: retried until done, refused (`Refused`) or cancelled.
 
@@ -130,10 +132,11 @@ async def run_step(
     A local step still failing after LOCAL_STEP_ATTEMPTS attempts or LOCAL_STEP_BUDGET (a shard
     down) goes on as a regular activity: a local activity keeps its workflow task alive with a
     heartbeat that adds events to the history, a regular one retries on the server with none,
-    so the events a step adds stay bounded however long the outage.
+    so the events a step adds stay bounded however long the outage. `start_to_close` bounds one
+    attempt (a batched step gets longer).
     """
     options: dict[str, Any] = {
-        "start_to_close_timeout": policies.STEP_START_TO_CLOSE,
+        "start_to_close_timeout": start_to_close,
         "retry_policy": policies.STEP_RETRY,
         "cancellation_type": cancellation,
         "summary": Readable(summary),  # left in clear by the payload codec

@@ -23,6 +23,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.batch import TransferBatchWorkflow
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -57,10 +58,14 @@ SINCE_ENTRIES_DECIDE = {
 # keeps the resolved one recorded without it.
 SINCE_REFUND_STUCK_VISIBLE = {"refund_retried"}
 
+# TransferBatchWorkflow (tests/workflows/test_batch.py): every end in one batch, and a batch
+# cancelled before its debits.
+BATCHES = {"batch_mixed", "batch_cancelled"}
+
 
 def test_every_representative_run_is_recorded() -> None:
     assert {path.stem for path in HISTORIES.glob("*.json")} >= (
-        REPRESENTATIVE | SINCE_ENTRIES_DECIDE | SINCE_REFUND_STUCK_VISIBLE
+        REPRESENTATIVE | SINCE_ENTRIES_DECIDE | SINCE_REFUND_STUCK_VISIBLE | BATCHES
     )
     assert (HISTORIES / "before-refund-stuck-visible" / "refund_resolved.json").exists()
     for before in ("before-lean-history", "before-entries-decide"):
@@ -79,7 +84,7 @@ def load(path: Path) -> WorkflowHistory:
 async def test_history_replays(path: Path) -> None:
     history = load(path)
     replayer = Replayer(
-        workflows=[TransferWorkflow, PendingTransferWorkflow],
+        workflows=[TransferWorkflow, PendingTransferWorkflow, TransferBatchWorkflow],
         data_converter=pydantic_data_converter,
     )
 
