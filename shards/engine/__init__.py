@@ -9,4 +9,7 @@ One pipeline, one module a stage (`shards.ledger` calls it; nothing here is publ
     writes.py        account rows and entries in one guarded statement
     hold_writes.py   the holds table: place, post, void, sweep the lapsed
     runner.py        read -> decide -> write -> commit, retried on a lost compare-and-set
+
+Batched steps (Ledger.debit_batch, ...) run the same `plan_*` over many transfers, one transaction
+per shard: batches.py (group, decide in order, retry), batch_reads.py, batch_writes.py.
 """
