@@ -14,7 +14,7 @@ import asyncio
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.client import (
@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shards.errors import IdempotencyConflict, TransferNotFound
 from transfers.settings import Settings
+from transfers.ui_links import workflows_page
 from workflows.batch import TransferBatchWorkflow
 from workflows.batch_models import (
     BatchOutcome,
@@ -69,6 +70,14 @@ class BatchSummary(BaseModel):
     currency: str | None
     counts: dict[str, int] | None
     started_at: datetime
+
+
+class BatchMember(NamedTuple):
+    """A transfer found inside a batch: which batch, what it asked, where it is."""
+
+    batch_id: str
+    request: TransferRequest
+    outcome: TransferOutcome
 
 
 class BatchClient:
@@ -160,29 +169,33 @@ class BatchClient:
             async for execution in self.client.list_workflows(query, limit=limit)
         ]
 
-    async def find_batch(
-        self, transfer_id: str, scan: int = FIND_BATCH_SCAN
-    ) -> tuple[str, TransferOutcome] | None:
-        """The batch holding `transfer_id` and the transfer's outcome in it, among the `scan`
-        most recent batches (their inputs are read, FIND_BATCH_IN_FLIGHT at a time); None if
-        none of them holds it."""
+    async def find_batch(self, transfer_id: str, scan: int = FIND_BATCH_SCAN) -> BatchMember | None:
+        """The batch holding `transfer_id`, among the `scan` most recent batches (their inputs
+        are read, FIND_BATCH_IN_FLIGHT at a time, newest first); None if none of them holds it."""
         query = f"WorkflowType = '{BATCH_WORKFLOW_TYPE}'"
         executions = [e async for e in self.client.list_workflows(query, limit=scan)]
         gate = asyncio.Semaphore(FIND_BATCH_IN_FLIGHT)
 
-        async def holds(execution: WorkflowExecution) -> bool:
+        async def member(execution: WorkflowExecution) -> TransferRequest | None:
             async with gate:
                 handle = self._batch_handle(execution.id.removeprefix("batch-"), execution.run_id)
                 batch = await self._recorded_batch(handle)
-            return batch is not None and any(t.transfer_id == transfer_id for t in batch.transfers)
+            held = batch.transfers if batch is not None else ()
+            return next((t for t in held if t.transfer_id == transfer_id), None)
 
-        found = await asyncio.gather(*(holds(execution) for execution in executions))
-        for execution, held in zip(executions, found, strict=True):
-            if held:
+        found = await asyncio.gather(*(member(execution) for execution in executions))
+        for execution, request in zip(executions, found, strict=True):
+            if request is not None:
                 batch_id = execution.id.removeprefix("batch-")
                 outcome = await self.batch_status(batch_id)
-                return batch_id, next(t for t in outcome.transfers if t.transfer_id == transfer_id)
+                transfer = next(t for t in outcome.transfers if t.transfer_id == transfer_id)
+                return BatchMember(batch_id, request, transfer)
         return None
+
+    def batch_ui_link(self, batch_id: str) -> str:
+        """The batch's page in the Temporal Web UI."""
+        page = workflows_page(self.settings.ui_url, self.settings.temporal_namespace)
+        return f"{page}/{batch_workflow_id(batch_id)}"
 
     async def _recorded_batch(self, handle: BatchHandle) -> BatchRequest | None:
         """The input the batch was started with (its first history event); None if invalid."""

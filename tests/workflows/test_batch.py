@@ -220,6 +220,6 @@ async def test_a_transfer_is_found_inside_its_batch(
 
     found = await transfers.find_batch(batch[1].transfer_id)
 
-    assert found == (outcome.batch_id, by_id(outcome, batch[1].transfer_id))
+    assert found == (outcome.batch_id, batch[1], by_id(outcome, batch[1].transfer_id))
     assert await transfers.find_batch(accounts.new_id("t-nowhere")) is None
     assert [t.status for t in outcome.transfers] == [C, F]
