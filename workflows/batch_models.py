@@ -27,10 +27,12 @@ from workflows.models import (
     TransferStatus,
 )
 
-# Measured (README "Batches"): 1,000 transfers take ~140 KB of input and ~130 KB of result, each
-# step's result ~110 KB; 2,000 twice that. 2,000 keeps every payload under the 512 KB warning
-# with room for long ids and memos (a 2,000-transfer input with 64-char ids and 200-char memos is
-# ~1 MB, still half the 2 MB limit); the history of one stays near 1 MB and 30 events.
+# Measured (README "Batches", tests/workflows/test_batch_payload_limits.py): 1,000 transfers with
+# short ids take 160 KB of input, 112 KB per step result, 190 KB of result when every transfer has
+# an error; the history of 1,000 is 13 events and ~490 KB, of 2,000 ~980 KB. 2,000 keeps every
+# payload under the 512 KB warning with ids of ~20 characters; with every field at its longest
+# (64-character ids, 200-character memos: ~510 bytes a transfer) its input is ~1 MB, still half
+# the 2 MB limit. 5,000 would pass the warning with short ids (800 KB) and the limit with long ones.
 DEFAULT_BATCH_SIZE = 1_000
 MAX_BATCH_SIZE = 2_000
 
