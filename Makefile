@@ -40,14 +40,14 @@ format: $(INSTALLED)-lint
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Debian's Chromium for tests/webui (driven by Playwright, which downloads no browser of its own).
+# Debian's Chromium for the `webui` tests (driven by Playwright, which downloads no browser of its own).
 # Installed when missing and this user may (root, apt-get); otherwise those tests skip and say so.
 CHROMIUM := /usr/bin/chromium
 browser:
 	@if [ -x $(CHROMIUM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else echo "note: $(CHROMIUM) is missing and cannot be installed here: tests/webui will skip"; fi
+	else echo "note: $(CHROMIUM) is missing and cannot be installed here: the webui tests will skip"; fi
 
 # After a dependency change: re-pin, from PyPI, the image's packages and build backend (with
 # hashes: deploy/constraints.txt, deploy/build-constraints.txt) and the dev installs'

@@ -80,8 +80,8 @@ def build_worker(
             activities.settled_by_hand,
             activities.transfer_within_shard,
             activities.hold,
-            activities.capture,
-            activities.release,
+            activities.post,
+            activities.void,
             batch.claim_batch,
             batch.debit_batch,
             batch.credit_batch,
@@ -105,7 +105,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         raise StartupError(str(error), EXIT_BAD_SETTINGS) from None
     try:
         client = await _wait_for_dependencies(settings, router, observability.runtime)
-        retry = observability.retry_policy(settings.lock_strategy)
+        retry = observability.conflict_retry(settings.lock_strategy)
         activities = LedgerActivities(Ledger(router, settings.lock_strategy, retry))
         worker = build_worker(client, settings, activities, observability.interceptors)
         async with observability.health_endpoint(worker, client, router):

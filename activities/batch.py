@@ -13,6 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio import activity
 
+from activities.batch_models import (
+    BatchClaimResults,
+    BatchClaims,
+    BatchStepResults,
+    BatchSteps,
+    StepOutcome,
+)
 from activities.ledger import (
     LedgerActivities,
     applied_entry,
@@ -22,13 +29,6 @@ from activities.ledger import (
 )
 from shards.errors import BusinessError
 from shards.records import BatchStep, StepResult
-from workflows.batch_models import (
-    BatchClaimResults,
-    BatchClaims,
-    BatchStepResults,
-    BatchSteps,
-    StepOutcome,
-)
 
 LedgerBatchStep = Callable[[Sequence[BatchStep]], Awaitable[list[StepResult | BusinessError]]]
 

@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from shards.enums import HoldStatus
-from shards.errors import BusinessError, HoldNotActive, InfrastructureError
-from shards.records import StepResult
-from workflows.models import (
+from activities.models import (
     AppliedEntry,
-    CaptureRequest,
     ClaimRequest,
     HoldApplied,
     HoldRequest,
+    PostRequest,
     Route,
     StepRequest,
     TransferError,
     TransferRequest,
     WithinShardRequest,
 )
+from shards.enums import HoldStatus
+from shards.errors import BusinessError, HoldNotActive, InfrastructureError
+from shards.records import StepResult
 
 if TYPE_CHECKING:  # the worker imports the Ledger; the client imports this module without it
     from shards.ledger import Ledger
@@ -132,9 +132,9 @@ class LedgerActivities:
 
     @activity.defn
     async def hold(self, request: HoldRequest) -> HoldApplied:
-        """Reserve the amount on the source until its shard's clock passes now + ttl_s."""
+        """Hold the amount on the source until its shard's clock passes now + ttl_s."""
         with refusals_are_final(request.transfer_id, "hold"):
-            hold = await self.ledger.reserve(
+            hold = await self.ledger.hold(
                 request.transfer_id,
                 request.account_id,
                 request.amount,
@@ -160,26 +160,28 @@ class LedgerActivities:
             replayed=hold.replayed,
         )
 
-    @activity.defn
-    async def capture(self, request: CaptureRequest) -> AppliedEntry:
-        """Take the hold (or `amount` of it, releasing the rest) as the source's debit."""
+    @activity.defn(name="capture")  # the activity type's name in recorded histories
+    async def post(self, request: PostRequest) -> AppliedEntry:
+        """Post the hold: take it (or `amount` of it, giving the rest back) as the source's
+        debit, an entry of kind `capture`."""
         with refusals_are_final(request.transfer_id, "capture"):
-            result = await self.ledger.capture(
+            result = await self.ledger.post(
                 request.transfer_id, request.account_id, request.amount, request.fingerprint
             )
         self._committed("capture")
         log_applied(result)
         return applied_entry(result)
 
-    @activity.defn
-    async def release(self, request: StepRequest) -> AppliedEntry:
-        """Release the hold; a marker that refuses a late hold if it was never placed. A hold
-        found captured comes back as its capture (kind `capture`): the caller owes it a credit."""
+    @activity.defn(name="release")  # the activity type's name in recorded histories
+    async def void(self, request: StepRequest) -> AppliedEntry:
+        """Void the hold (an entry of kind `release`); a marker that refuses a late hold if it was
+        never placed. A hold found posted comes back as its capture entry (kind `capture`): the
+        caller owes it a credit."""
         return await self._apply(
             "release",
             request,
-            # a release needs no currency: it gives back exactly what its hold reserved
-            lambda transfer_id, account_id, amount, _, fingerprint: self.ledger.release(
+            # a void needs no currency: it gives back exactly what its hold held
+            lambda transfer_id, account_id, amount, _, fingerprint: self.ledger.void(
                 transfer_id, account_id, amount, fingerprint
             ),
         )

@@ -26,11 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shards.router import ShardRouter
 from shards.schema import EntryKind, HoldStatus, accounts, entries, holds
 
-K = EntryKind
-MOVES = (K.DEBIT, K.CAPTURE, K.CREDIT, K.REFUND)
-TAKEN = (K.DEBIT, K.CAPTURE)
-INFLOWS = (K.DEPOSIT, K.CREDIT, K.REFUND)
-OUTFLOWS = (K.WITHDRAWAL, K.DEBIT, K.CAPTURE)
+MOVES = (EntryKind.DEBIT, EntryKind.CAPTURE, EntryKind.CREDIT, EntryKind.REFUND)
+TAKEN = (EntryKind.DEBIT, EntryKind.CAPTURE)
+INFLOWS = (EntryKind.DEPOSIT, EntryKind.CREDIT, EntryKind.REFUND)
+OUTFLOWS = (EntryKind.WITHDRAWAL, EntryKind.DEBIT, EntryKind.CAPTURE)
 # A refund marker: with a debit, the refund was settled outside the ledger; without, nothing moved.
 WRITTEN_OFF = "written_off"
 
@@ -180,12 +179,12 @@ async def _add_totals(connection: AsyncConnection, report: AuditReport) -> int:
     flows = (
         select(accounts.c.currency, entries.c.kind, func.sum(entries.c.amount))
         .join(accounts, accounts.c.account_id == entries.c.account_id)
-        .where(~entries.c.marker, entries.c.kind.in_([K.DEPOSIT, K.WITHDRAWAL]))
+        .where(~entries.c.marker, entries.c.kind.in_([EntryKind.DEPOSIT, EntryKind.WITHDRAWAL]))
         .group_by(accounts.c.currency, entries.c.kind)
     )
     for currency, kind, amount in await connection.execute(flows):
         totals = report.currencies.setdefault(currency, CurrencyTotals())
-        if kind == K.DEPOSIT:
+        if kind == EntryKind.DEPOSIT:
             totals.deposits += int(amount)
         else:
             totals.withdrawals += int(amount)
@@ -236,7 +235,7 @@ async def _moves(
         .join(accounts, accounts.c.account_id == entries.c.account_id)
         .where(
             (~entries.c.marker & entries.c.kind.in_(MOVES))
-            | (entries.c.marker & (entries.c.kind == K.REFUND))
+            | (entries.c.marker & (entries.c.kind == EntryKind.REFUND))
         )
     )
     if transfer_ids is not None:  # one array parameter, however many ids
@@ -257,9 +256,9 @@ def _assess(moves: list[_Move]) -> tuple[str | None, _Move | None]:
     if repeated:
         return repeated, None
     by_kind = {move.kind: move for move in moves}
-    taken = by_kind.get(K.DEBIT) or by_kind.get(K.CAPTURE)
-    credit = by_kind.get(K.CREDIT)
-    refund = by_kind.get(K.REFUND)
+    taken = by_kind.get(EntryKind.DEBIT) or by_kind.get(EntryKind.CAPTURE)
+    credit = by_kind.get(EntryKind.CREDIT)
+    refund = by_kind.get(EntryKind.REFUND)
     problem = _contradiction(taken, credit, refund)
     if problem or credit or refund:
         return problem, None
@@ -269,7 +268,7 @@ def _assess(moves: list[_Move]) -> tuple[str | None, _Move | None]:
 def _repeated(moves: list[_Move]) -> str | None:
     """More than one entry of a kind, e.g. a debit on each of two shards. A debit and a capture
     both take the money, so they count as one kind."""
-    for kinds in (TAKEN, (K.CREDIT,), (K.REFUND,)):
+    for kinds in (TAKEN, (EntryKind.CREDIT,), (EntryKind.REFUND,)):
         same = [move for move in moves if move.kind in kinds]
         if len(same) > 1:
             where = ", ".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -13,21 +14,21 @@ from sqlalchemy.sql import Select
 
 from shards.claims import claim, claim_many
 from shards.engine.batches import BatchRunner
-from shards.engine.changes import HoldRow
 from shards.engine.decisions import (
     Step,
-    plan_capture,
+    plan_credit,
+    plan_debit,
     plan_fence_credit,
-    plan_give,
+    plan_hold,
+    plan_post,
     plan_refund,
-    plan_release,
-    plan_reserve,
     plan_settled_by_hand,
     plan_status,
-    plan_take,
     plan_transfer_within_shard,
+    plan_void,
 )
-from shards.engine.runner import Applied, Plan, RetryPolicy, StepRunner, validated_step
+from shards.engine.hold_expiry import HOLD_COLUMNS, LAPSED
+from shards.engine.runner import Applied, ConflictRetry, Plan, StepRunner, validated_step
 from shards.errors import (
     AccountAlreadyExists,
     AccountNotFound,
@@ -50,8 +51,6 @@ from shards.validation import (
     check_transfer_id,
 )
 
-K = EntryKind
-
 
 def _one(applied: Applied) -> StepResult:
     return applied.results[0]
@@ -65,7 +64,7 @@ def _account_views() -> Select[Any]:
         .where(
             holds.c.account_id == accounts.c.account_id,
             holds.c.status == HoldStatus.ACTIVE,
-            holds.c.expires_at > func.clock_timestamp(),
+            ~LAPSED,
         )
         .scalar_subquery(),
         BigInteger,
@@ -88,7 +87,7 @@ class Ledger:
         self,
         router: ShardRouter,
         strategy: LockStrategy | str = LockStrategy.PESSIMISTIC,
-        retry: RetryPolicy | None = None,
+        retry: ConflictRetry | None = None,
     ) -> None:
         self.router = router
         self.runner = StepRunner(router, LockStrategy(strategy), retry)
@@ -159,16 +158,20 @@ class Ledger:
     ) -> StepResult:
         """Put money into an account from outside the ledger; applied once per transfer id."""
         step = validated_step(transfer_id, account_id, amount, currency)
-        digest = fingerprint_of(K.DEPOSIT, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.DEPOSIT), digest))
+        digest = fingerprint_of(EntryKind.DEPOSIT, account_id, amount, currency)
+        return _one(
+            await self._run(step, lambda ctx: plan_credit(ctx, step, EntryKind.DEPOSIT), digest)
+        )
 
     async def withdraw(
         self, transfer_id: str, account_id: str, amount: int, currency: str | None = None
     ) -> StepResult:
         """Take money out of an account to outside the ledger; InsufficientFunds if short."""
         step = validated_step(transfer_id, account_id, amount, currency)
-        digest = fingerprint_of(K.WITHDRAWAL, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.WITHDRAWAL), digest))
+        digest = fingerprint_of(EntryKind.WITHDRAWAL, account_id, amount, currency)
+        return _one(
+            await self._run(step, lambda ctx: plan_debit(ctx, step, EntryKind.WITHDRAWAL), digest)
+        )
 
     # saga steps: `fingerprint` is the digest of the step's request (see StepContext) ---------
 
@@ -188,7 +191,9 @@ class Ledger:
     ) -> StepResult:
         """A saga's first money step: take `amount` from the source, once per transfer id."""
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_take(ctx, step, K.DEBIT), fingerprint))
+        return _one(
+            await self._run(step, lambda ctx: plan_debit(ctx, step, EntryKind.DEBIT), fingerprint)
+        )
 
     async def credit(
         self,
@@ -200,7 +205,9 @@ class Ledger:
     ) -> StepResult:
         """Give `amount` to the target; AlreadyCompensated once `fence_credit` refused it."""
         step = validated_step(transfer_id, account_id, amount, currency)
-        return _one(await self._run(step, lambda ctx: plan_give(ctx, step, K.CREDIT), fingerprint))
+        return _one(
+            await self._run(step, lambda ctx: plan_credit(ctx, step, EntryKind.CREDIT), fingerprint)
+        )
 
     async def refund(
         self,
@@ -253,7 +260,7 @@ class Ledger:
         source = validated_step(transfer_id, source_account_id, amount, currency)
         check_account_id(target_account_id)
         if source_account_id == target_account_id:
-            # Both postings would start from the same row and the second would overwrite the first.
+            # Both writes would start from the same row: the second would overwrite the first.
             raise SameAccount(
                 f"transfer {transfer_id} moves money from {source_account_id} to itself"
             )
@@ -268,7 +275,7 @@ class Ledger:
             lambda ctx: plan_transfer_within_shard(ctx, source, target_account_id),
             fingerprint=fingerprint,
         )
-        debit, credit = sorted(applied.results, key=lambda result: result.kind != K.DEBIT)
+        debit, credit = sorted(applied.results, key=lambda result: result.kind != EntryKind.DEBIT)
         return debit, credit
 
     # saga steps in batches: one outcome per step, in input order (see shards.engine.batches) --
@@ -299,11 +306,15 @@ class Ledger:
 
     async def debit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
         """`debit` for many transfers: per step its result, or the error `debit` would raise."""
-        return await self.batches.run(steps, lambda ctx, step: plan_take(ctx, step, K.DEBIT))
+        return await self.batches.run(
+            steps, lambda ctx, step: plan_debit(ctx, step, EntryKind.DEBIT)
+        )
 
     async def credit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
         """`credit` for many transfers: per step its result, or the error `credit` would raise."""
-        return await self.batches.run(steps, lambda ctx, step: plan_give(ctx, step, K.CREDIT))
+        return await self.batches.run(
+            steps, lambda ctx, step: plan_credit(ctx, step, EntryKind.CREDIT)
+        )
 
     async def fence_credit_batch(
         self, steps: Sequence[BatchStep]
@@ -317,7 +328,7 @@ class Ledger:
 
     # holds --------------------------------------------------------------------------------
 
-    async def reserve(
+    async def hold(
         self,
         transfer_id: str,
         account_id: str,
@@ -326,27 +337,29 @@ class Ledger:
         currency: str | None = None,
         fingerprint: str | None = None,
     ) -> HoldView:
-        """Hold funds until the shard's clock passes now() + ttl_s."""
+        """Hold `amount` of the account's available funds until the shard's clock passes
+        now() + ttl_s (a pending transfer's first money step)."""
         if not 0 < ttl_s <= MAX_HOLD_TTL_S:
             raise InvalidTtl(
                 f"hold time-to-live {ttl_s}s must be above 0 and at most {MAX_HOLD_TTL_S}s"
             )
         step = validated_step(transfer_id, account_id, amount, currency)
         applied = await self._run(
-            step, lambda ctx: plan_reserve(ctx, step, ttl_s), fingerprint, with_hold=True
+            step, lambda ctx: plan_hold(ctx, step, ttl_s), fingerprint, with_hold=True
         )
         return _hold_view(applied, replayed=applied.results[0].replayed)
 
-    async def capture(
+    async def post(
         self,
         transfer_id: str,
         account_id: str,
         amount: int | None = None,
         fingerprint: str | None = None,
     ) -> StepResult:
-        """Take `amount` (default: all) of a live hold as the debit; the rest is released.
+        """Post the hold: take `amount` (default: all) of it as the debit (an entry of kind
+        `capture`) and give the rest back (kind `release`).
 
-        A capture made before is handed back as it was, whatever `amount` says now."""
+        A post made before is handed back as it was, whatever `amount` says now."""
         check_transfer_id(transfer_id)
         check_account_id(account_id)
         if amount is not None:
@@ -354,34 +367,27 @@ class Ledger:
         applied = await self.runner.run(
             transfer_id,
             [account_id],
-            lambda ctx: plan_capture(ctx, account_id, amount),
+            lambda ctx: plan_post(ctx, account_id, amount),
             with_hold=True,
             fingerprint=fingerprint,
         )
         return _one(applied)
 
-    async def release(
+    async def void(
         self, transfer_id: str, account_id: str, amount: int, fingerprint: str | None = None
     ) -> StepResult:
-        """Release a hold; idempotent, and a marker when the hold was never placed. A hold that
-        was captured is not released: the capture comes back (kind `capture`)."""
+        """Void the hold (an entry of kind `release`); idempotent, and a marker when the hold was
+        never placed. A hold that was posted is not voided: its capture entry comes back."""
         step = validated_step(transfer_id, account_id, amount, None)
         return _one(
-            await self._run(step, lambda ctx: plan_release(ctx, step), fingerprint, with_hold=True)
+            await self._run(step, lambda ctx: plan_void(ctx, step), fingerprint, with_hold=True)
         )
 
     async def get_hold(self, transfer_id: str, account_id: str) -> HoldView | None:
         """The transfer's hold on `account_id` as it stands, or None if none was placed."""
         check_transfer_id(transfer_id)
         shard = self.router.shard_for(account_id)
-        query = select(
-            holds.c.transfer_id,
-            holds.c.account_id,
-            holds.c.amount,
-            holds.c.status,
-            holds.c.expires_at,
-            (holds.c.expires_at <= func.clock_timestamp()).label("expired"),
-        ).where(holds.c.transfer_id == transfer_id)
+        query = select(*HOLD_COLUMNS).where(holds.c.transfer_id == transfer_id)
         async with shard.begin() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else HoldView(*row)
@@ -399,15 +405,6 @@ class Ledger:
 
 
 def _hold_view(applied: Applied, *, replayed: bool) -> HoldView:
-    hold: HoldRow | None = applied.hold
-    if hold is None:  # reserve always reads or writes the hold row
-        raise RuntimeError("reserve finished without a hold row")
-    return HoldView(
-        hold.transfer_id,
-        hold.account_id,
-        hold.amount,
-        hold.status,
-        hold.expires_at,
-        hold.expired,
-        replayed,
-    )
+    if applied.hold is None:  # a hold step always reads or writes the hold row
+        raise RuntimeError("hold finished without a hold row")
+    return dataclasses.replace(applied.hold, replayed=replayed)

@@ -26,23 +26,25 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
-    from shards.errors import IdempotencyConflict
-    from workflows import policies
-    from workflows.batch_models import (
+    from activities.batch_models import (
         BatchClaim,
         BatchClaims,
-        BatchOutcome,
-        BatchRequest,
         BatchStepResults,
         BatchSteps,
         StepOutcome,
+    )
+    from activities.models import StepRequest
+    from shards.errors import IdempotencyConflict
+    from workflows import policies
+    from workflows.batch_models import (
+        BatchOutcome,
+        BatchRequest,
         count_statuses,
         one_currency_total,
         summary_line,
     )
     from workflows.models import (
         AppliedEntry,
-        StepRequest,
         TransferError,
         TransferOutcome,
         TransferRequest,

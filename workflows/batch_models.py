@@ -1,5 +1,5 @@
-"""Wire models of a batch of transfers: `TransferBatchWorkflow`'s input, status and result, and
-the inputs and outputs of the batched ledger activities.
+"""Wire models of a batch of transfers: `TransferBatchWorkflow`'s input, status and result (the
+batched ledger activities' inputs and outputs are one floor below, in `activities.batch_models`).
 
 A batch travels whole through Temporal (its input, its result, each step's result), so its size is
 bounded well below Temporal's 2 MB per payload: see MAX_BATCH_SIZE and README "Batches".
@@ -14,18 +14,10 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from activities.models import Identifier, Model
 from shards.errors import InvalidInput
 from shards.money import format_amount
-from workflows.models import (
-    AppliedEntry,
-    Identifier,
-    Model,
-    StepRequest,
-    TransferError,
-    TransferOutcome,
-    TransferRequest,
-    TransferStatus,
-)
+from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
 # Measured (README "Batches", tests/workflows/test_batch_payload_limits.py): 1,000 transfers with
 # short ids take 160 KB of input, 112 KB per step result, 190 KB of result when every transfer has
@@ -77,42 +69,6 @@ def batch_id_of(transfers: Sequence[TransferRequest]) -> str:
 def batch_workflow_id(batch_id: str) -> str:
     """The workflow id of a batch: one workflow per batch id, ever."""
     return f"batch-{batch_id}"
-
-
-class BatchClaim(Model):
-    """One transfer of a `claim_batch`: own its id with the request's digest."""
-
-    transfer_id: Identifier
-    fingerprint: str
-
-
-# What a batched step gives back for each transfer, in the order asked: the entry, or the refusal.
-StepOutcome = AppliedEntry | TransferError
-
-
-class BatchSteps(Model):
-    """Input of a batched ledger step: one step per transfer, each on one account."""
-
-    steps: tuple[StepRequest, ...]
-
-
-class BatchStepResults(Model):
-    """Output of a batched ledger step, in the order of its `BatchSteps`."""
-
-    results: tuple[StepOutcome, ...]
-
-
-class BatchClaims(Model):
-    """Input of `claim_batch`."""
-
-    claims: tuple[BatchClaim, ...]
-
-
-class BatchClaimResults(Model):
-    """Output of `claim_batch`, in order: None where the claim is this request's, else the
-    refusal (IdempotencyConflict: another request owns the id)."""
-
-    refusals: tuple[TransferError | None, ...]
 
 
 class BatchOutcome(Model):

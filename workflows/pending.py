@@ -12,14 +12,12 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from activities.models import HoldApplied, HoldRequest, PostRequest
     from shards.enums import EntryKind
     from shards.errors import HoldExpired, HoldNotActive, IdempotencyConflict, InvalidAmount
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
-        CaptureRequest,
-        HoldApplied,
-        HoldRequest,
         PendingTransferRequest,
         TransferError,
         TransferOutcome,
@@ -73,16 +71,20 @@ class PendingTransferWorkflow(LedgerSaga):
                 if refused:
                     return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refused)
                 reason = cancelled("before the hold was placed")
-                return await self._release(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
+                return await self._void_and_finish(
+                    TransferStatus.FAILED, TransferStep.CANCELLED, reason
+                )
         try:
             hold = await self._hold()
         except Refused as refusal:
-            return await self._release(
+            return await self._void_and_finish(
                 TransferStatus.FAILED, TransferStep.HOLD_REFUSED, refusal.error
             )
         except asyncio.CancelledError:
             reason = cancelled("before the hold was placed")
-            return await self._release(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
+            return await self._void_and_finish(
+                TransferStatus.FAILED, TransferStep.CANCELLED, reason
+            )
         self._expires_at = hold.expires_at
         self._advance(TransferStatus.HELD, TransferStep.HELD)
 
@@ -171,16 +173,18 @@ class PendingTransferWorkflow(LedgerSaga):
         if decision.how == POSTED:
             return await self._post(decision.amount)
         if decision.how == TransferStep.EXPIRED:
-            return await self._release(TransferStatus.EXPIRED, TransferStep.EXPIRED)
+            return await self._void_and_finish(TransferStatus.EXPIRED, TransferStep.EXPIRED)
         reason = cancelled("while held") if decision.how == TransferStep.CANCELLED else None
-        return await self._release(TransferStatus.VOIDED, TransferStep(decision.how), reason)
+        return await self._void_and_finish(
+            TransferStatus.VOIDED, TransferStep(decision.how), reason
+        )
 
     # the outcomes -------------------------------------------------------------------------
 
     async def _post(self, amount: int | None) -> TransferOutcome:
         self._advance(TransferStatus.RUNNING, TransferStep.CAPTURING)
         try:
-            capture = await self._capture(amount)
+            capture = await self._post_hold(amount)
         except Refused as refusal:
             return await self._refuse_post(refusal.error)
         wanted = self._request.amount if amount is None else amount
@@ -205,25 +209,29 @@ class PendingTransferWorkflow(LedgerSaga):
         return self._finish(TransferStatus.COMPLETED, TransferStep.COMPLETED)
 
     async def _refuse_post(self, refusal: TransferError) -> TransferOutcome:
-        """Nothing was captured: release the hold, and the post's Update fails with the reason."""
+        """Nothing was posted: void the hold, and the post's Update fails with the reason."""
         self._post_refusal = refusal
         if refusal.type == HoldExpired.__name__:  # the shard's clock said so before the timer
-            return await self._release(TransferStatus.EXPIRED, TransferStep.EXPIRED, refusal)
-        return await self._release(TransferStatus.FAILED, TransferStep.CAPTURE_REFUSED, refusal)
+            return await self._void_and_finish(
+                TransferStatus.EXPIRED, TransferStep.EXPIRED, refusal
+            )
+        return await self._void_and_finish(
+            TransferStatus.FAILED, TransferStep.CAPTURE_REFUSED, refusal
+        )
 
-    async def _release(
+    async def _void_and_finish(
         self, status: TransferStatus, step: TransferStep, reason: TransferError | None = None
     ) -> TransferOutcome:
-        """Release the hold, or fence it out with a marker when it never landed, then finish.
+        """Void the hold, or fence it out with a marker when it never landed, then finish.
 
         The marker also keeps a refused transfer refused: a resubmission of this id after
         Temporal's retention has forgotten the workflow cannot hold funds again. A hold found
-        captured (a post whose task was lost, or a transfer that ended before) is not released:
-        the release hands back the capture, which is credited, or the refund that settled it.
+        posted (a post whose task was lost, or a transfer that ended before) is not voided: the
+        void hands back its capture entry, which is credited, or the refund that settled it.
         """
         self._advance(self._status, TransferStep.RELEASING)
         try:
-            release = await shielded(self._release_hold())
+            release = await shielded(self._void_hold())
         except Refused as refusal:  # before ENTRIES_DECIDE: a captured hold was refused here
             workflow.logger.warning("transfer %s: %s", self._request.transfer_id, refusal)
             return self._finish(status, step, reason)
@@ -253,12 +261,12 @@ class PendingTransferWorkflow(LedgerSaga):
             f"hold {self._money()} on {request.source_account_id} for {ttl_s:g}s",
         )
 
-    async def _capture(self, amount: int | None) -> AppliedEntry:
+    async def _post_hold(self, amount: int | None) -> AppliedEntry:
         request = self._request
         part = "all" if amount is None else self._money(amount)
         return await self._execute(
-            LedgerActivities.capture,
-            CaptureRequest(
+            LedgerActivities.post,
+            PostRequest(
                 transfer_id=request.transfer_id,
                 account_id=request.source_account_id,
                 amount=amount,
@@ -268,11 +276,11 @@ class PendingTransferWorkflow(LedgerSaga):
             f"capture {part} of the hold of {self._money()} on {request.source_account_id}",
         )
 
-    async def _release_hold(self) -> AppliedEntry:
-        # Released only when nothing was captured, so the amount is still the whole hold.
+    async def _void_hold(self) -> AppliedEntry:
+        # Voided only when nothing was posted, so the amount is still the whole hold.
         request = self._request
         return await self._run_step(
-            LedgerActivities.release,
+            LedgerActivities.void,
             request.source_account_id,
             policies.WAIT_ON_CANCEL,  # runs shielded: never cancelled
             f"release the hold of {self._money()} on {request.source_account_id}",

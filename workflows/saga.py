@@ -17,13 +17,11 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from activities.models import ClaimRequest, Route, StepRequest
     from shards.money import format_amount
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
-        ClaimRequest,
-        Route,
-        StepRequest,
         TransferError,
         TransferOutcome,
         TransferRequest,

@@ -9,17 +9,16 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
+    from activities.models import Route, WithinShardRequest
     from shards.errors import IdempotencyConflict
     from workflows import policies
     from workflows.models import (
         AppliedEntry,
-        Route,
         TransferError,
         TransferOutcome,
         TransferRequest,
         TransferStatus,
         TransferStep,
-        WithinShardRequest,
     )
     from workflows.readable import Readable
     from workflows.saga import LedgerSaga

@@ -8,6 +8,7 @@ One pipeline, one module a stage (`shards.ledger` calls it; nothing here is publ
       -> changes.py         what a step decided, as data
     writes.py        account rows and entries in one guarded statement
     hold_writes.py   the holds table: place, post, void, sweep the lapsed
+      -> hold_expiry.py     the one rule of when a hold lapses: the shard's clock
     runner.py        read -> decide -> write -> commit, retried on a lost compare-and-set
 
 Batched steps (Ledger.debit_batch, ...) run the same `plan_*` over many transfers, one transaction

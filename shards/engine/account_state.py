@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -34,3 +35,9 @@ class AccountState:
     def available(self) -> int:
         """What a step may take: the balance less the holds that have not lapsed."""
         return self.balance - self.live_held
+
+
+# The account columns a step reads, in AccountState's field order (all but `lapsed`).
+ACCOUNT_COLUMN_NAMES = tuple(
+    field.name for field in dataclasses.fields(AccountState) if field.name != "lapsed"
+)

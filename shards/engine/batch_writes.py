@@ -33,7 +33,7 @@ from shards.engine.hold_writes import release_lapsed
 from shards.engine.writes import Contended, lock_in_order
 from shards.schema import accounts, entries
 
-_POSTING_COLUMNS: dict[str, Any] = {
+_ROW_COLUMNS: dict[str, Any] = {
     "account_id": Text,
     "balance": BigInteger,
     "held": BigInteger,
@@ -61,7 +61,7 @@ def _unnest(name: str, columns: dict[str, Any]) -> Any:
 
 
 def _write_statement() -> Compiled:
-    posting = _unnest("posting", _POSTING_COLUMNS)
+    account_row = _unnest("account_row", _ROW_COLUMNS)
     new_entry = _unnest("new_entry", _ENTRY_COLUMNS)
     entries_now = (
         select(func.count())
@@ -72,15 +72,15 @@ def _write_statement() -> Compiled:
     posted = (
         update(accounts)
         .where(
-            accounts.c.account_id == posting.c.account_id,
-            accounts.c.version == posting.c.version_seen,
+            accounts.c.account_id == account_row.c.account_id,
+            accounts.c.version == account_row.c.version_seen,
             entries_now == bindparam("entries_seen", type_=BigInteger),
         )
         .values(
-            balance=posting.c.balance,
-            held=posting.c.held,
-            status=posting.c.status,
-            version=posting.c.version_new,
+            balance=account_row.c.balance,
+            held=account_row.c.held,
+            status=account_row.c.status,
+            version=account_row.c.version_new,
             updated_at=func.now(),
         )
         .returning(accounts.c.account_id)
@@ -92,7 +92,7 @@ def _write_statement() -> Compiled:
         .from_select(
             list(_ENTRY_COLUMNS),
             select(*(new_entry.c[key] for key in _ENTRY_COLUMNS)).where(
-                posted_count == bindparam("postings", type_=BigInteger)
+                posted_count == bindparam("rows_written", type_=BigInteger)
             ),
         )
         .returning(entries.c.entry_id)
@@ -106,14 +106,14 @@ _WRITE = _write_statement()
 
 
 @dataclass(frozen=True)
-class AccountWrite:
-    """An account's row after the batch's steps on it: `postings` steps posted to it."""
+class BatchedAccountRow:
+    """An account's row after the batch's steps on it: `steps` of them wrote to it."""
 
     state: AccountState  # as read: its version is the one compared
     balance: int
     held: int
     status: str
-    postings: int
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class _Written:
 
 async def write_batch(
     connection: Driver,
-    rows: list[AccountWrite],
+    rows: list[BatchedAccountRow],
     new_entries: list[BatchEntry],
     *,
     transfer_ids: list[str],
@@ -144,8 +144,8 @@ async def write_batch(
         _Written,
         transfer_ids=transfer_ids,
         entries_seen=entries_seen,
-        postings=len(rows),
-        **_posting_arrays(rows),
+        rows_written=len(rows),
+        **_row_arrays(rows),
         **_entry_arrays(new_entries),
     )
     if (written.posted, written.recorded) != (len(rows), len(new_entries)):
@@ -155,14 +155,14 @@ async def write_batch(
         raise Contended  # released by someone else since the read
 
 
-def _posting_arrays(rows: list[AccountWrite]) -> dict[str, list[Any]]:
+def _row_arrays(rows: list[BatchedAccountRow]) -> dict[str, list[Any]]:
     return {
-        "posting_account_id": [row.state.account_id for row in rows],
-        "posting_balance": [row.balance for row in rows],
-        "posting_held": [row.held for row in rows],
-        "posting_status": [row.status for row in rows],
-        "posting_version_seen": [row.state.version for row in rows],
-        "posting_version_new": [row.state.version + row.postings for row in rows],
+        "account_row_account_id": [row.state.account_id for row in rows],
+        "account_row_balance": [row.balance for row in rows],
+        "account_row_held": [row.held for row in rows],
+        "account_row_status": [row.status for row in rows],
+        "account_row_version_seen": [row.state.version for row in rows],
+        "account_row_version_new": [row.state.version + row.steps for row in rows],
     }
 
 

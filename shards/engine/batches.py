@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from shards.engine.account_state import AccountState
 from shards.engine.batch_reads import BatchEntry, ShardRead, read_batch
-from shards.engine.batch_writes import AccountWrite, write_batch
+from shards.engine.batch_writes import BatchedAccountRow, write_batch
 from shards.engine.changes import Change, PriorEntry, Replay, StepContext
 from shards.engine.decisions import Step
-from shards.engine.runner import RetryPolicy, conflicts_contended, validated_step
+from shards.engine.runner import ConflictRetry, conflicts_contended, validated_step
 from shards.engine.writes import lapsed_releases, step_results
 from shards.errors import BusinessError
 from shards.lock_strategy import LockStrategy
@@ -50,14 +50,14 @@ class _Decided:
     """What one shard's steps decided: their outcomes, and the rows and entries to write."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    rows: dict[str, AccountWrite] = field(default_factory=dict)
+    rows: dict[str, BatchedAccountRow] = field(default_factory=dict)
     new_entries: list[BatchEntry] = field(default_factory=list)
 
 
 class BatchRunner:
     """Runs one `plan_*` over many steps: one transaction per shard, shards concurrently."""
 
-    def __init__(self, router: ShardRouter, strategy: LockStrategy, retry: RetryPolicy) -> None:
+    def __init__(self, router: ShardRouter, strategy: LockStrategy, retry: ConflictRetry) -> None:
         self.router = router
         self.strategy = strategy
         self.retry = retry
@@ -166,22 +166,22 @@ def _apply(
     if change.new_hold is not None or change.hold_transition is not None:
         raise RuntimeError("batched steps move no hold; this plan asked to")
     new_entries = list(change.entries)
-    for posting in change.postings:
-        account_id = posting.state.account_id
-        status = posting.status or posting.state.status
+    for write in change.account_writes:
+        account_id = write.state.account_id
+        status = write.status or write.state.status
         first = read.states[account_id]
         earlier = decided.rows.get(account_id)
-        decided.rows[account_id] = AccountWrite(
+        decided.rows[account_id] = BatchedAccountRow(
             first,
-            posting.balance,
-            posting.held,
+            write.balance,
+            write.held,
             status,
-            1 if earlier is None else earlier.postings + 1,
+            1 if earlier is None else earlier.steps + 1,
         )
-        # lapsed holds are folded out (and released) by the account's first posting only
-        new_entries += lapsed_releases(posting)
+        # lapsed holds are folded out (and released) by the account's first write only
+        new_entries += lapsed_releases(write)
         states[account_id] = AccountState(
-            account_id, first.currency, posting.balance, posting.held, status, first.version, ()
+            account_id, first.currency, write.balance, write.held, status, first.version, ()
         )
     for entry in new_entries:
         transfer_id = entry.transfer_id or context.transfer_id

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from shards.engine.account_state import AccountState
-from shards.records import StepResult
+from shards.records import HoldView, StepResult
 
 
 @dataclass(frozen=True)
@@ -34,31 +33,19 @@ class PriorEntry:
 
 
 @dataclass(frozen=True)
-class HoldRow:
-    """The transfer's hold as a step reads it; `expired` is judged by the database clock."""
-
-    transfer_id: str
-    account_id: str
-    amount: int
-    status: str
-    expires_at: datetime
-    expired: bool
-
-
-@dataclass(frozen=True)
 class StepContext:
     """Everything a step may decide on, read inside its transaction."""
 
     transfer_id: str
     states: dict[str, AccountState | None]
     prior: dict[str, PriorEntry]
-    hold: HoldRow | None = None
+    hold: HoldView | None = None  # `expired` judged by the database clock
     # The request's digest: written on the step's entries, compared with those found.
     fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
-class Posting:
+class AccountWrite:
     """New absolute values for one account (its version grows by one)."""
 
     state: AccountState
@@ -98,9 +85,9 @@ class HoldTransition:
 
 @dataclass(frozen=True)
 class Change:
-    """All a step writes in one guarded statement: postings, entries, the hold's change."""
+    """All a step writes in one guarded statement: account rows, entries, the hold's change."""
 
-    postings: list[Posting]
+    account_writes: list[AccountWrite]
     entries: list[NewEntry] = field(default_factory=list)
     new_hold: NewHold | None = None
     hold_transition: HoldTransition | None = None

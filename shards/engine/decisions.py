@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from shards.engine.account_state import AccountState
 from shards.engine.changes import (
+    AccountWrite,
     Change,
     HoldTransition,
     NewEntry,
     NewHold,
-    Posting,
     PriorEntry,
     Replay,
     StepContext,
@@ -35,10 +35,9 @@ from shards.records import StepResult
 from shards.schema import AccountStatus, EntryKind, HoldStatus
 from shards.validation import MAX_AMOUNT
 
-K = EntryKind
 # Kinds whose marker entries are replayed to their own callers; a marker under any other kind
 # fences that step out (see plan_fence_credit).
-COMPENSATIONS = frozenset({K.REFUND, K.RELEASE})
+COMPENSATIONS = frozenset({EntryKind.REFUND, EntryKind.RELEASE})
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,14 @@ def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:
     return Replay((result,))
 
 
-def _take(state: AccountState, amount: int) -> int:
+def _debited_balance(state: AccountState, amount: int) -> int:
     if state.available < amount:
         # Not how much it has: the message reaches whoever asked, who may not own the account.
         raise InsufficientFunds(f"account {state.account_id} has too little available for {amount}")
     return state.balance - amount
 
 
-def _give(state: AccountState, amount: int) -> int:
+def _credited_balance(state: AccountState, amount: int) -> int:
     if state.balance + amount > MAX_AMOUNT:
         raise InvalidAmount(f"account {state.account_id} balance would exceed {MAX_AMOUNT}")
     return state.balance + amount
@@ -152,38 +151,40 @@ def _marker(kind: str, state: AccountState, amount: int) -> Change:
     """A compensation for a step that never happened here: it moves no money and refuses the
     late step (or, for a refund, records one settled outside the ledger)."""
     marker = NewEntry(kind, state.account_id, amount, state.balance, marker=True)
-    return Change([Posting(state, state.balance, state.live_held)], [marker])
+    return Change([AccountWrite(state, state.balance, state.live_held)], [marker])
 
 
 def _entry(kind: str, state: AccountState, amount: int, balance: int) -> NewEntry:
     return NewEntry(kind, state.account_id, amount, balance)
 
 
-def plan_take(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
-    """debit or withdrawal: money leaves an open account, within its available funds."""
-    refuse_if_compensated(ctx, K.REFUND)
+def plan_debit(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
+    """Money leaves an open account, within its available funds: a saga's debit, or a
+    withdrawal (`kind`)."""
+    refuse_if_compensated(ctx, EntryKind.REFUND)
     replay = replay_of(ctx, kind, step.account_id, step.amount)
     if replay:
         return replay
     state = require_account(ctx, step.account_id, step.currency)
-    balance = _take(state, step.amount)
+    balance = _debited_balance(state, step.amount)
     return Change(
-        [Posting(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
+        [AccountWrite(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
     )
 
 
-def plan_give(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
-    """credit or deposit: money enters an open account; never the credit of a refunded transfer
-    (seen here when both accounts share a shard; elsewhere its fence refuses it)."""
-    if kind == K.CREDIT:
-        refuse_if_compensated(ctx, K.REFUND)
+def plan_credit(ctx: StepContext, step: Step, kind: str) -> Change | Replay:
+    """Money enters an open account: a saga's credit, or a deposit (`kind`); never the credit of
+    a refunded transfer (seen here when both accounts share a shard; elsewhere its fence refuses
+    it)."""
+    if kind == EntryKind.CREDIT:
+        refuse_if_compensated(ctx, EntryKind.REFUND)
     replay = replay_of(ctx, kind, step.account_id, step.amount)
     if replay:
         return replay
     state = require_account(ctx, step.account_id, step.currency)
-    balance = _give(state, step.amount)
+    balance = _credited_balance(state, step.amount)
     return Change(
-        [Posting(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
+        [AccountWrite(state, balance, state.live_held)], [_entry(kind, state, step.amount, balance)]
     )
 
 
@@ -195,16 +196,16 @@ def plan_fence_credit(ctx: StepContext, step: Step) -> Change | Replay:
     request's credit can never land (the id's entries here are another request's), the answer is
     a marker that was not written.
     """
-    prior = ctx.prior.get(K.CREDIT)
+    prior = ctx.prior.get(EntryKind.CREDIT)
     if prior is not None and (prior.marker or _same_request(ctx, prior, step)):
         return Replay((prior.result(ctx.transfer_id),))
     if prior is not None or other_request(ctx):  # every credit of this request is refused here
-        return _unwritten_marker(ctx, K.CREDIT, step)
-    absent = nothing_to_compensate(ctx, K.CREDIT, step)
+        return _unwritten_marker(ctx, EntryKind.CREDIT, step)
+    absent = nothing_to_compensate(ctx, EntryKind.CREDIT, step)
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
-    return _marker(K.CREDIT, state, step.amount)
+    return _marker(EntryKind.CREDIT, state, step.amount)
 
 
 def _same_request(ctx: StepContext, prior: PriorEntry, step: Step) -> bool:
@@ -214,31 +215,31 @@ def _same_request(ctx: StepContext, prior: PriorEntry, step: Step) -> bool:
 
 
 def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
-    """Compensate the debit (or capture): pays back even a frozen or closed account.
+    """Compensate the debit (or a post's capture): pays back even a frozen or closed account.
 
     With no debit recorded, a marker is written so that the debit can never land afterwards.
     """
-    replay = replay_of(ctx, K.REFUND, step.account_id, step.amount)
+    replay = replay_of(ctx, EntryKind.REFUND, step.account_id, step.amount)
     if replay:
         return replay
-    original = ctx.prior.get(K.DEBIT) or ctx.prior.get(K.CAPTURE)
-    absent = nothing_to_compensate(ctx, K.REFUND, step)
+    original = ctx.prior.get(EntryKind.DEBIT) or ctx.prior.get(EntryKind.CAPTURE)
+    absent = nothing_to_compensate(ctx, EntryKind.REFUND, step)
     if absent:
         return absent
     # A marker moves no money: no currency to check (a debit refused for its currency is fenced).
     currency = None if original is None else step.currency
     state = require_account(ctx, step.account_id, currency, must_be_open=False)
     if original is None:
-        return _marker(K.REFUND, state, step.amount)
+        return _marker(EntryKind.REFUND, state, step.amount)
     if original.account_id != step.account_id or original.amount != step.amount:
         raise IdempotencyConflict(
             f"transfer {ctx.transfer_id} took {original.amount} from {original.account_id}; "
             f"a refund of {step.amount} to {step.account_id} does not match it"
         )
-    balance = _give(state, step.amount)
+    balance = _credited_balance(state, step.amount)
     return Change(
-        [Posting(state, balance, state.live_held)],
-        [_entry(K.REFUND, state, step.amount, balance)],
+        [AccountWrite(state, balance, state.live_held)],
+        [_entry(EntryKind.REFUND, state, step.amount, balance)],
     )
 
 
@@ -246,40 +247,41 @@ def plan_settled_by_hand(ctx: StepContext, step: Step) -> Change | Replay:
     """An operator settled the compensation outside the ledger: a refund marker, so that no
     refund (nor a late debit) can land after it; the debit stands, written off (see the audit).
     A refund found here, real or marker, is handed back: the ledger settled it first."""
-    replay = replay_of(ctx, K.REFUND, step.account_id, step.amount)
+    replay = replay_of(ctx, EntryKind.REFUND, step.account_id, step.amount)
     if replay:
         return replay
-    absent = nothing_to_compensate(ctx, K.REFUND, step)
+    absent = nothing_to_compensate(ctx, EntryKind.REFUND, step)
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
-    return _marker(K.REFUND, state, step.amount)
+    return _marker(EntryKind.REFUND, state, step.amount)
 
 
-def plan_reserve(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
+def plan_hold(ctx: StepContext, step: Step, ttl_s: float) -> Change | Replay:
     """Hold `amount` of the source's available funds for `ttl_s` seconds (a pending transfer)."""
-    replay = replay_of(ctx, K.HOLD, step.account_id, step.amount)
+    replay = replay_of(ctx, EntryKind.HOLD, step.account_id, step.amount)
     if replay:
         return replay
-    refuse_if_compensated(ctx, K.RELEASE)
+    refuse_if_compensated(ctx, EntryKind.RELEASE)
     state = require_account(ctx, step.account_id, step.currency)
-    _take(state, step.amount)
+    _debited_balance(state, step.amount)  # a hold beyond the available funds is refused
     return Change(
-        [Posting(state, state.balance, state.live_held + step.amount)],
-        [_entry(K.HOLD, state, step.amount, state.balance)],
+        [AccountWrite(state, state.balance, state.live_held + step.amount)],
+        [_entry(EntryKind.HOLD, state, step.amount, state.balance)],
         new_hold=NewHold(state.account_id, step.amount, ttl_s),
     )
 
 
-def plan_capture(ctx: StepContext, account_id: str, amount: int | None) -> Change | Replay:
-    """Take `amount` (the whole hold when None) of a live hold; release what is left of it.
+def plan_post(ctx: StepContext, account_id: str, amount: int | None) -> Change | Replay:
+    """Post the hold: take `amount` (the whole hold when None) of a live hold as a `capture`
+    entry, and give what is left of it back (a `release` entry).
 
-    A capture found on the shard is handed back whatever amount is asked now: the first post
-    decided, and the caller compares.
+    A post found on the shard (its capture entry) is handed back whatever amount is asked now:
+    the first post decided, and the caller compares.
     """
-    refuse_if_compensated(ctx, K.REFUND)
+    refuse_if_compensated(ctx, EntryKind.REFUND)
     refuse_other_request(ctx)
-    prior = ctx.prior.get(K.CAPTURE)
+    prior = ctx.prior.get(EntryKind.CAPTURE)
     if prior is not None and prior.account_id == account_id:
         return Replay((prior.result(ctx.transfer_id),))
     hold = ctx.hold
@@ -291,53 +293,54 @@ def plan_capture(ctx: StepContext, account_id: str, amount: int | None) -> Chang
     if hold.status != HoldStatus.ACTIVE:
         raise HoldNotActive(f"the hold of transfer {ctx.transfer_id} is {hold.status}")
     if amount > hold.amount:
-        raise InvalidAmount(f"cannot capture {amount}: the hold is for {hold.amount}")
+        raise InvalidAmount(f"cannot post {amount}: the hold is for {hold.amount}")
     state = require_account(ctx, account_id, None)
     balance = state.balance - amount
-    entries = [_entry(K.CAPTURE, state, amount, balance)]
+    entries = [_entry(EntryKind.CAPTURE, state, amount, balance)]
     if amount < hold.amount:
-        entries.append(_entry(K.RELEASE, state, hold.amount - amount, balance))
+        entries.append(_entry(EntryKind.RELEASE, state, hold.amount - amount, balance))
     return Change(
-        [Posting(state, balance, state.live_held - hold.amount)],
+        [AccountWrite(state, balance, state.live_held - hold.amount)],
         entries,
         hold_transition=HoldTransition(HoldStatus.CAPTURED, while_unexpired=True),
     )
 
 
-def plan_release(ctx: StepContext, step: Step) -> Change | Replay:
-    """Release the hold; without one, write a marker so that the hold can never land later.
+def plan_void(ctx: StepContext, step: Step) -> Change | Replay:
+    """Void the hold (a `release` entry); without one, write a marker so that the hold can never
+    land later.
 
-    A hold found captured is not released: the capture is handed back (kind `capture`), and the
+    A hold found posted is not voided: its capture entry is handed back (kind `capture`), and the
     caller owes it a credit or a refund; or the refund that settled it (kind `refund`).
     """
     refuse_other_request(ctx)
     hold = ctx.hold
-    prior = ctx.prior.get(K.RELEASE)
+    prior = ctx.prior.get(EntryKind.RELEASE)
     if hold is not None and (hold.account_id, hold.amount) != (step.account_id, step.amount):
         raise IdempotencyConflict(
             f"the hold of transfer {ctx.transfer_id} is {hold.amount} on {hold.account_id}, "
             f"not {step.amount} on {step.account_id}"
         )
-    capture = ctx.prior.get(K.CAPTURE)
+    capture = ctx.prior.get(EntryKind.CAPTURE)
     if hold is not None and hold.status == HoldStatus.CAPTURED and capture is not None:
         # refunded already: that settled it; else the caller owes the capture its credit
-        settled = ctx.prior.get(K.REFUND) or capture
+        settled = ctx.prior.get(EntryKind.REFUND) or capture
         return Replay((settled.result(ctx.transfer_id),))
     if prior is not None:
         return Replay((prior.result(ctx.transfer_id),))
-    absent = nothing_to_compensate(ctx, K.RELEASE, step)
+    absent = nothing_to_compensate(ctx, EntryKind.RELEASE, step)
     if absent:
         return absent
     state = require_account(ctx, step.account_id, None, must_be_open=False)
     if hold is None:
-        return _marker(K.RELEASE, state, step.amount)
+        return _marker(EntryKind.RELEASE, state, step.amount)
     if any(lapsed.transfer_id == ctx.transfer_id for lapsed in state.lapsed):
         # The lapsed-hold sweep of this write records the release. Judged from the account read,
         # not `hold.expired`: the hold may lapse between the two reads, and is then released here.
-        return Change([Posting(state, state.balance, state.live_held)])
+        return Change([AccountWrite(state, state.balance, state.live_held)])
     return Change(
-        [Posting(state, state.balance, state.live_held - hold.amount)],
-        [_entry(K.RELEASE, state, hold.amount, state.balance)],
+        [AccountWrite(state, state.balance, state.live_held - hold.amount)],
+        [_entry(EntryKind.RELEASE, state, hold.amount, state.balance)],
         hold_transition=HoldTransition(HoldStatus.RELEASED),
     )
 
@@ -346,9 +349,9 @@ def plan_transfer_within_shard(
     ctx: StepContext, source: Step, target_account_id: str
 ) -> Change | Replay:
     """Debit and credit in one local transaction: both entries or neither."""
-    refuse_if_compensated(ctx, K.REFUND)
-    debit = replay_of(ctx, K.DEBIT, source.account_id, source.amount)
-    credit = replay_of(ctx, K.CREDIT, target_account_id, source.amount)
+    refuse_if_compensated(ctx, EntryKind.REFUND)
+    debit = replay_of(ctx, EntryKind.DEBIT, source.account_id, source.amount)
+    credit = replay_of(ctx, EntryKind.CREDIT, target_account_id, source.amount)
     if debit and credit:
         return Replay(debit.results + credit.results)
     if debit or credit:
@@ -357,16 +360,16 @@ def plan_transfer_within_shard(
         )
     payer = require_account(ctx, source.account_id, source.currency)
     payee = require_account(ctx, target_account_id, source.currency)
-    payer_balance = _take(payer, source.amount)
-    payee_balance = _give(payee, source.amount)
+    payer_balance = _debited_balance(payer, source.amount)
+    payee_balance = _credited_balance(payee, source.amount)
     return Change(
         [
-            Posting(payer, payer_balance, payer.live_held),
-            Posting(payee, payee_balance, payee.live_held),
+            AccountWrite(payer, payer_balance, payer.live_held),
+            AccountWrite(payee, payee_balance, payee.live_held),
         ],
         [
-            _entry(K.DEBIT, payer, source.amount, payer_balance),
-            _entry(K.CREDIT, payee, source.amount, payee_balance),
+            _entry(EntryKind.DEBIT, payer, source.amount, payer_balance),
+            _entry(EntryKind.CREDIT, payee, source.amount, payee_balance),
         ],
     )
 
@@ -382,4 +385,4 @@ def plan_status(ctx: StepContext, account_id: str, status: AccountStatus) -> Cha
         raise AccountNotEmpty(
             f"account {account_id} still holds {state.balance} ({state.live_held} held)"
         )
-    return Change([Posting(state, state.balance, state.live_held, status=status)])
+    return Change([AccountWrite(state, state.balance, state.live_held, status=status)])

@@ -1,29 +1,19 @@
 """The step's writes to the holds table: place a hold, move it out of `active`, sweep lapsed ones.
 
-The expiry is always judged by the shard's `clock_timestamp()`, never by the worker's clock.
+The expiry is judged by shards.engine.hold_expiry's rule: the shard's clock, never the worker's.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import BigInteger, Float, Text, any_, bindparam, func, insert, update
+from sqlalchemy import BigInteger, Text, any_, bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
 from shards.compiled import Compiled, Driver
-from shards.engine.changes import Change, HoldRow
+from shards.engine.changes import Change
+from shards.engine.hold_expiry import EXPIRES_AT, HOLD_COLUMNS, LAPSED
 from shards.errors import HoldExpired
+from shards.records import HoldView
 from shards.schema import HoldStatus, holds
-
-_HOLD_COLUMNS: tuple[ColumnElement[Any], ...] = (
-    holds.c.transfer_id,
-    holds.c.account_id,
-    holds.c.amount,
-    holds.c.status,
-    holds.c.expires_at,
-    (holds.c.expires_at <= func.clock_timestamp()).label("expired"),
-)
 
 _PLACE = Compiled.of(
     insert(holds)
@@ -31,10 +21,9 @@ _PLACE = Compiled.of(
         transfer_id=bindparam("transfer_id", type_=Text),
         account_id=bindparam("account_id", type_=Text),
         amount=bindparam("amount", type_=BigInteger),
-        expires_at=func.clock_timestamp()
-        + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("ttl_s", type_=Float)),
+        expires_at=EXPIRES_AT,
     )
-    .returning(*_HOLD_COLUMNS)
+    .returning(*HOLD_COLUMNS)
 )
 _MOVE = (
     update(holds)
@@ -47,11 +36,11 @@ _MOVE = (
         version=holds.c.version + 1,
         updated_at=func.now(),
     )
-    .returning(*_HOLD_COLUMNS)
+    .returning(*HOLD_COLUMNS)
 )
 _MOVES = {
     False: Compiled.of(_MOVE),
-    True: Compiled.of(_MOVE.where(holds.c.expires_at > func.clock_timestamp())),
+    True: Compiled.of(_MOVE.where(~LAPSED)),
 }
 
 _RELEASE_LAPSED = Compiled.of(
@@ -69,13 +58,13 @@ async def release_lapsed(connection: Driver, transfer_ids: list[str]) -> int:
     return await _RELEASE_LAPSED.run(connection, transfer_ids=transfer_ids)
 
 
-async def write_hold(connection: Driver, transfer_id: str, change: Change) -> HoldRow | None:
+async def write_hold(connection: Driver, transfer_id: str, change: Change) -> HoldView | None:
     """Place the change's new hold, or move the transfer's hold out of `active`."""
     if change.new_hold is not None:
         new = change.new_hold
         (placed,) = await _PLACE.objects(
             connection,
-            HoldRow,
+            HoldView,
             transfer_id=transfer_id,
             account_id=new.account_id,
             amount=new.amount,
@@ -86,7 +75,7 @@ async def write_hold(connection: Driver, transfer_id: str, change: Change) -> Ho
         return None
     transition = change.hold_transition
     moved = await _MOVES[transition.while_unexpired].objects(
-        connection, HoldRow, transfer_id=transfer_id, status=transition.status
+        connection, HoldView, transfer_id=transfer_id, status=transition.status
     )
     if not moved:  # the account lock kept the status: only the clock can have moved
         raise HoldExpired(f"the hold of transfer {transfer_id} expired while it was being captured")

@@ -10,56 +10,43 @@ fresh read; under `optimistic` every read of the attempt shares one snapshot ins
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Text, bindparam, func, select
+from psycopg import AsyncCursor
+from psycopg.rows import RowMaker
+from sqlalchemy import Text, bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from shards.compiled import Compiled, Driver
-from shards.engine.account_state import AccountState, LapsedHold
-from shards.engine.changes import HoldRow, PriorEntry, StepContext
+from shards.engine.account_state import ACCOUNT_COLUMN_NAMES, AccountState, LapsedHold
+from shards.engine.changes import PriorEntry, StepContext
+from shards.engine.hold_expiry import HOLD_COLUMNS, LAPSED
+from shards.records import HoldView
 from shards.schema import HoldStatus, accounts, entries, holds
 
 TRANSFER_ID = bindparam("transfer_id", type_=Text)
 
 
-@dataclass(frozen=True)
-class _AccountWithEntry:
-    """A row of the step's first statement: an account, and one entry of the transfer or None."""
+# The columns of what a step reads, in its types' field order: a row is built by position.
+_ACCOUNT_COLUMNS = [accounts.c[name] for name in ACCOUNT_COLUMN_NAMES]
+_ENTRY_COLUMNS = [entries.c[field.name] for field in dataclasses.fields(PriorEntry)]
 
-    account_id: str
-    currency: str
-    balance: int
-    held: int
-    status: str
-    version: int
-    kind: str | None
-    entry_account_id: str | None
-    amount: int | None
-    marker: bool | None
-    balance_after: int | None
-    fingerprint: str | None
 
-    def entry(self) -> PriorEntry | None:
-        """The entry half of the row; None when the transfer has no entry (outer join)."""
-        if (
-            self.kind is None
-            or self.entry_account_id is None
-            or self.amount is None
-            or self.marker is None
-            or self.balance_after is None
-        ):
-            return None
-        return PriorEntry(
-            self.kind,
-            self.entry_account_id,
-            self.amount,
-            self.marker,
-            self.balance_after,
-            self.fingerprint,
-        )
+def _account_and_entry(
+    _: AsyncCursor[Any],
+) -> RowMaker[tuple[AccountState, PriorEntry | None]]:
+    """A row of the step's first statement: the account (no lapsed holds read yet), and one
+    entry of the transfer or None (outer join)."""
+
+    def make(values: Sequence[Any]) -> tuple[AccountState, PriorEntry | None]:
+        account = dict(zip(ACCOUNT_COLUMN_NAMES, values, strict=False))
+        entry = values[len(ACCOUNT_COLUMN_NAMES) :]
+        return AccountState(**account, lapsed=()), None if entry[0] is None else PriorEntry(*entry)
+
+    return make
 
 
 @functools.cache
@@ -68,20 +55,7 @@ def _accounts_with_entries(accounts_read: int, *, lock: bool) -> Compiled:
     one scalar parameter per account costs psycopg far less than an array would."""
     ids = [bindparam(f"account_id_{n}", type_=Text) for n in range(accounts_read)]
     query = (
-        select(
-            accounts.c.account_id,
-            accounts.c.currency,
-            accounts.c.balance,
-            accounts.c.held,
-            accounts.c.status,
-            accounts.c.version,
-            entries.c.kind,
-            entries.c.account_id.label("entry_account_id"),
-            entries.c.amount,
-            entries.c.marker,
-            entries.c.balance_after,
-            entries.c.fingerprint,
-        )
+        select(*_ACCOUNT_COLUMNS, *_ENTRY_COLUMNS)
         .select_from(accounts.outerjoin(entries, entries.c.transfer_id == TRANSFER_ID))
         .where(accounts.c.account_id.in_(ids))
         .order_by(accounts.c.account_id)  # row locks are taken in this order: no deadlock
@@ -89,30 +63,12 @@ def _accounts_with_entries(accounts_read: int, *, lock: bool) -> Compiled:
     return Compiled.of(query.with_for_update(of=accounts) if lock else query)
 
 
-_PRIOR = Compiled.of(
-    select(
-        entries.c.kind,
-        entries.c.account_id,
-        entries.c.amount,
-        entries.c.marker,
-        entries.c.balance_after,
-        entries.c.fingerprint,
-    ).where(entries.c.transfer_id == TRANSFER_ID)
-)
+_PRIOR = Compiled.of(select(*_ENTRY_COLUMNS).where(entries.c.transfer_id == TRANSFER_ID))
 
-_HOLD = Compiled.of(
-    select(
-        holds.c.transfer_id,
-        holds.c.account_id,
-        holds.c.amount,
-        holds.c.status,
-        holds.c.expires_at,
-        (holds.c.expires_at <= func.clock_timestamp()).label("expired"),
-    ).where(holds.c.transfer_id == TRANSFER_ID)
-)
+_HOLD = Compiled.of(select(*HOLD_COLUMNS).where(holds.c.transfer_id == TRANSFER_ID))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class LapsedOnAccount:
     """A row of `lapsed_holds`: which account the lapsed hold is on, and the hold."""
 
@@ -126,13 +82,13 @@ class LapsedOnAccount:
 
 
 def lapsed_holds(of_accounts: ColumnElement[bool]) -> Compiled:
-    """The active holds `of_accounts` that have lapsed by the database clock (the one place that
-    judges it for a step's account read): account, transfer and amount of each."""
+    """The active holds `of_accounts` that have lapsed by the database clock: account, transfer
+    and amount of each (the step's account read, single or batched)."""
     return Compiled.of(
         select(holds.c.account_id, holds.c.transfer_id, holds.c.amount).where(
             of_accounts,
             holds.c.status == HoldStatus.ACTIVE,
-            holds.c.expires_at <= func.clock_timestamp(),
+            LAPSED,
         )
     )
 
@@ -151,18 +107,17 @@ async def read_context(
 ) -> StepContext:
     """The step's inputs; `lock` takes the account rows' locks first (pessimistic)."""
     ids = sorted(set(account_ids))
-    rows = await _accounts_with_entries(len(ids), lock=lock).objects(
+    rows = await _accounts_with_entries(len(ids), lock=lock).rows(
         connection,
-        _AccountWithEntry,
+        _account_and_entry,
         transfer_id=transfer_id,
         **{f"account_id_{n}": account_id for n, account_id in enumerate(ids)},
     )
     states: dict[str, AccountState | None] = dict.fromkeys(account_ids)
     prior: dict[str, PriorEntry] = {}
-    for row in rows:
-        if states[row.account_id] is None:
-            states[row.account_id] = await _account_state(connection, row)
-        entry = row.entry()
+    for account, entry in rows:
+        if states[account.account_id] is None:
+            states[account.account_id] = await _with_lapsed(connection, account)
         if entry is not None:
             prior[entry.kind] = entry
     if not rows:  # no account to hang the entries on: read them on their own
@@ -177,22 +132,13 @@ async def read_prior(connection: Driver, transfer_id: str) -> dict[str, PriorEnt
     return {entry.kind: entry for entry in found}
 
 
-async def _account_state(connection: Driver, row: _AccountWithEntry) -> AccountState:
-    lapsed: list[LapsedHold] = []
-    if row.held > 0:  # only an account with money on hold can have a hold that lapsed
-        found = await _LAPSED.objects(connection, LapsedOnAccount, account_id=row.account_id)
-        lapsed = [lapsed_hold.hold() for lapsed_hold in found]
-    return AccountState(
-        row.account_id,
-        row.currency,
-        row.balance,
-        row.held,
-        row.status,
-        row.version,
-        tuple(lapsed),
-    )
+async def _with_lapsed(connection: Driver, account: AccountState) -> AccountState:
+    if account.held == 0:  # only an account with money on hold can have a hold that lapsed
+        return account
+    found = await _LAPSED.objects(connection, LapsedOnAccount, account_id=account.account_id)
+    return dataclasses.replace(account, lapsed=tuple(lapsed.hold() for lapsed in found))
 
 
-async def _read_hold(connection: Driver, transfer_id: str) -> HoldRow | None:
-    found = await _HOLD.objects(connection, HoldRow, transfer_id=transfer_id)
+async def _read_hold(connection: Driver, transfer_id: str) -> HoldView | None:
+    found = await _HOLD.objects(connection, HoldView, transfer_id=transfer_id)
     return found[0] if found else None

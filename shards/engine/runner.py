@@ -21,13 +21,13 @@ from typing import TypeVar
 import psycopg.errors
 
 from shards.compiled import Driver
-from shards.engine.changes import Change, HoldRow, Replay, StepContext
+from shards.engine.changes import Change, Replay, StepContext
 from shards.engine.decisions import Step
 from shards.engine.reads import read_context, read_prior
 from shards.engine.writes import Contended, write_change
 from shards.errors import BusinessError, SerializationFailure, VersionConflict
 from shards.lock_strategy import LockStrategy
-from shards.records import StepResult
+from shards.records import HoldView, StepResult
 from shards.router import ShardRouter
 from shards.shard import Shard
 from shards.validation import check_account_id, check_amount, check_currency, check_transfer_id
@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class ConflictRetry:
     """Bounded retries of a contended write, with full-jitter exponential backoff."""
 
     attempts: int = 60
@@ -82,7 +82,7 @@ class Applied:
     """What a step wrote or found, and the transfer's hold when the step asked for it."""
 
     results: tuple[StepResult, ...]
-    hold: HoldRow | None
+    hold: HoldView | None
 
 
 def validated_step(transfer_id: str, account_id: str, amount: int, currency: str | None) -> Step:
@@ -99,11 +99,11 @@ class StepRunner:
     """Runs a plan inside one transaction on one shard, under the chosen lock strategy."""
 
     def __init__(
-        self, router: ShardRouter, strategy: LockStrategy, retry: RetryPolicy | None = None
+        self, router: ShardRouter, strategy: LockStrategy, retry: ConflictRetry | None = None
     ) -> None:
         self.router = router
         self.strategy = LockStrategy(strategy)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ConflictRetry()
 
     async def run(
         self,
@@ -146,7 +146,7 @@ class StepRunner:
                 context, outcome = await _decide(connection, plan, context, confirm=lock)
                 if isinstance(outcome, Replay):
                     return Applied(outcome.results, context.hold)
-                several = len(outcome.postings) > 1
+                several = len(outcome.account_writes) > 1
                 results, hold = await write_change(
                     connection, context, outcome, lock_first=several and not lock
                 )

@@ -1,6 +1,6 @@
 """Writing what a step decided: account rows and entries in one statement, then any hold.
 
-The statement updates every posted account (new absolute balance and held, `version + 1`) only if
+The statement updates every account written (new absolute balance and held, `version + 1`) only if
 its version is still the one the step read and the transfer still has exactly the entries the
 step saw, and inserts the entries only if every account was updated. Anything less means a
 concurrent writer got there first: `Contended`, the transaction rolls back, the step runs again.
@@ -30,9 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from shards.compiled import Compiled, Driver
-from shards.engine.changes import Change, HoldRow, NewEntry, Posting, StepContext
+from shards.engine.changes import AccountWrite, Change, NewEntry, StepContext
 from shards.engine.hold_writes import release_lapsed, write_hold
-from shards.records import StepResult
+from shards.records import HoldView, StepResult
 from shards.schema import EntryKind, accounts, entries
 
 
@@ -60,13 +60,13 @@ _LOCK_IN_ORDER = Compiled.of(
 
 @dataclass(frozen=True)
 class _Written:
-    posted: int
+    updated: int
     recorded: int
 
 
 @functools.cache
-def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
-    """The guarded write of `postings` accounts and `new_entries` entries.
+def _accounts_and_entries(account_writes: int, new_entries: int) -> Compiled:
+    """The guarded write of `account_writes` accounts and `new_entries` entries.
 
     Steps come in a handful of shapes (1 and 1 for a debit, 2 and 2 within a shard, ...), each
     compiled once; scalar parameters cost psycopg far less to send than arrays would.
@@ -77,29 +77,29 @@ def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
         .where(entries.c.transfer_id == bindparam("transfer_id", type_=Text))
         .scalar_subquery()
     )
-    posted = [
+    updated = [
         update(accounts)
         .where(
-            accounts.c.account_id == bindparam(f"posting_account_id_{n}", type_=Text),
-            accounts.c.version == bindparam(f"posting_version_{n}", type_=BigInteger),
+            accounts.c.account_id == bindparam(f"account_id_{n}", type_=Text),
+            accounts.c.version == bindparam(f"account_version_{n}", type_=BigInteger),
             entries_now == bindparam("entries_seen", type_=BigInteger),
         )
         .values(
-            balance=bindparam(f"posting_balance_{n}", type_=BigInteger),
-            held=bindparam(f"posting_held_{n}", type_=BigInteger),
-            status=bindparam(f"posting_status_{n}", type_=Text),
+            balance=bindparam(f"account_balance_{n}", type_=BigInteger),
+            held=bindparam(f"account_held_{n}", type_=BigInteger),
+            status=bindparam(f"account_status_{n}", type_=Text),
             version=accounts.c.version + 1,
             updated_at=func.now(),
         )
         .returning(accounts.c.account_id)
-        .cte(f"posted_{n}")
-        for n in range(postings)
+        .cte(f"updated_{n}")
+        for n in range(account_writes)
     ]
-    posted_count = functools.reduce(
-        operator.add, [select(func.count()).select_from(cte).scalar_subquery() for cte in posted]
+    updated_count = functools.reduce(
+        operator.add, [select(func.count()).select_from(cte).scalar_subquery() for cte in updated]
     )
     if not new_entries:
-        return Compiled.of(select(posted_count.label("posted"), literal(0).label("recorded")))
+        return Compiled.of(select(updated_count.label("updated"), literal(0).label("recorded")))
     rows: list[Select[*tuple[Any, ...]]] = [
         select(
             *(
@@ -112,30 +112,30 @@ def _posting_and_entries(postings: int, new_entries: int) -> Compiled:
     new_rows = (rows[0] if new_entries == 1 else union_all(*rows)).subquery("new_entry")
     recorded = (
         insert(entries)
-        .from_select(list(_ENTRY_COLUMNS), select(new_rows).where(posted_count == postings))
+        .from_select(list(_ENTRY_COLUMNS), select(new_rows).where(updated_count == account_writes))
         .returning(entries.c.entry_id)
         .cte("recorded")
     )
     recorded_count = select(func.count()).select_from(recorded).scalar_subquery()
-    return Compiled.of(select(posted_count.label("posted"), recorded_count.label("recorded")))
+    return Compiled.of(select(updated_count.label("updated"), recorded_count.label("recorded")))
 
 
 async def write_change(
     connection: Driver, context: StepContext, change: Change, *, lock_first: bool
-) -> tuple[tuple[StepResult, ...], HoldRow | None]:
+) -> tuple[tuple[StepResult, ...], HoldView | None]:
     """Apply `change`; `lock_first` takes the rows' locks in id order (optimistic, several rows)."""
-    postings = sorted(change.postings, key=lambda posting: posting.state.account_id)
+    account_writes = sorted(change.account_writes, key=lambda write: write.state.account_id)
     if lock_first:  # one statement updating several rows locks them in no set order: deadlocks
-        await lock_in_order(connection, [posting.state.account_id for posting in postings])
-    swept = [release for posting in postings for release in lapsed_releases(posting)]
+        await lock_in_order(connection, [write.state.account_id for write in account_writes])
+    swept = [release for write in account_writes for release in lapsed_releases(write)]
     new_entries = [*change.entries, *swept]
-    parameters = _parameters(context, postings, new_entries)
-    (written,) = await _posting_and_entries(len(postings), len(new_entries)).objects(
+    parameters = _parameters(context, account_writes, new_entries)
+    (written,) = await _accounts_and_entries(len(account_writes), len(new_entries)).objects(
         connection, _Written, **parameters
     )
-    if (written.posted, written.recorded) != (len(postings), len(new_entries)):
+    if (written.updated, written.recorded) != (len(account_writes), len(new_entries)):
         raise Contended
-    lapsed = [gone.transfer_id for posting in postings for gone in posting.state.lapsed]
+    lapsed = [gone.transfer_id for write in account_writes for gone in write.state.lapsed]
     if lapsed and await release_lapsed(connection, lapsed) != len(lapsed):
         raise Contended  # released by someone else since the read
     hold = await write_hold(connection, context.transfer_id, change)
@@ -149,18 +149,18 @@ async def lock_in_order(connection: Driver, account_ids: list[str]) -> None:
 
 
 def _parameters(
-    context: StepContext, postings: list[Posting], new_entries: list[NewEntry]
+    context: StepContext, account_writes: list[AccountWrite], new_entries: list[NewEntry]
 ) -> dict[str, object]:
     parameters: dict[str, object] = {
         "transfer_id": context.transfer_id,
         "entries_seen": len(context.prior),  # (transfer_id, kind) is unique: one entry per kind
     }
-    for n, posting in enumerate(postings):
-        parameters[f"posting_account_id_{n}"] = posting.state.account_id
-        parameters[f"posting_version_{n}"] = posting.state.version
-        parameters[f"posting_balance_{n}"] = posting.balance
-        parameters[f"posting_held_{n}"] = posting.held
-        parameters[f"posting_status_{n}"] = posting.status or posting.state.status
+    for n, write in enumerate(account_writes):
+        parameters[f"account_id_{n}"] = write.state.account_id
+        parameters[f"account_version_{n}"] = write.state.version
+        parameters[f"account_balance_{n}"] = write.balance
+        parameters[f"account_held_{n}"] = write.held
+        parameters[f"account_status_{n}"] = write.status or write.state.status
     for n, entry in enumerate(new_entries):
         parameters[f"entry_transfer_id_{n}"] = entry.transfer_id or context.transfer_id
         parameters[f"entry_kind_{n}"] = str(entry.kind)
@@ -174,18 +174,18 @@ def _parameters(
     return parameters
 
 
-def lapsed_releases(posting: Posting) -> list[NewEntry]:
-    """The release entries of the holds that lapsed by the database clock: the posting folds
-    them out of `held` (posting.held excludes them already) and release_lapsed marks them."""
+def lapsed_releases(write: AccountWrite) -> list[NewEntry]:
+    """The release entries of the holds that lapsed by the database clock: the write folds
+    them out of `held` (write.held excludes them already) and release_lapsed marks them."""
     return [
         NewEntry(
             EntryKind.RELEASE,
-            posting.state.account_id,
+            write.state.account_id,
             hold.amount,
-            posting.balance,
+            write.balance,
             transfer_id=hold.transfer_id,
         )
-        for hold in posting.state.lapsed
+        for hold in write.state.lapsed
     ]
 
 

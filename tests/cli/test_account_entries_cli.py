@@ -11,7 +11,7 @@ import pytest
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.statements import encode_cursor
-from tests.cli.conftest import Cli, assert_one_clean_line
+from tests.support.cli_runs import Cli, assert_one_clean_line
 from tests.support.statements import SIGN
 
 NewId = Callable[[str], str]

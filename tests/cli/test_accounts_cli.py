@@ -13,8 +13,8 @@ import pytest
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.schema import AccountStatus
-from tests.cli.conftest import Cli, CliMany, assert_one_clean_line
 from tests.shards.support import ids_on_shard
+from tests.support.cli_runs import Cli, CliMany, assert_one_clean_line
 
 NewId = Callable[[str], str]
 

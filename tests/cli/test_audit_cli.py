@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from shards.ledger import Ledger
 from shards.router import ShardRouter
 from shards.schema import accounts
-from tests.cli.conftest import Cli, CliResult, assert_one_clean_line, run_cli
 from tests.shards.support import open_funded
+from tests.support.cli_runs import Cli, CliResult, assert_one_clean_line, run_cli
 from transfers.client import workflow_id
 from transfers.devtools.embedded_pg import free_port
 from workflows.models import TransferRequest

@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from shards.ledger import Ledger
 from shards.router import ShardRouter
-from tests.cli.conftest import CliResult, run_cli
 from tests.shards.support import NewId
+from tests.support.cli_runs import CliResult, run_cli
 
 SETTINGS = {"pydantic", "pydantic_settings"}
 SHARDS = {"sqlalchemy", "psycopg", "alembic"}

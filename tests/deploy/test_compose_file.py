@@ -213,7 +213,7 @@ def test_the_shards_make_least_privilege_roles_on_first_start() -> None:
 
 
 def test_the_worker_uses_the_worker_role_and_migrations_the_owner_role() -> None:
-    """Each gets its DSN list (deploy/make-secrets.sh: tests/deploy/test_secrets.py) as the
+    """Each gets its DSN list (deploy/make-secrets.sh: tests/deploy/test_compose_secrets.py) as the
     file shard_dsns of SECRETS_DIR; neither has SHARD_DSNS in its environment."""
     services = _services()
     for job, dsns in (("worker", "shard_dsns_worker"), ("migrate", "shard_dsns_owner")):

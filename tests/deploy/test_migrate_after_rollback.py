@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from shards.migrate import MIGRATIONS, upgrade
-from tests.cli.conftest import run_cli
+from tests.support.cli_runs import run_cli
 
 LATER_RELEASE = "9001_from_a_later_release"  # a revision id this release has never heard of
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()

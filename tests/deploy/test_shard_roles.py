@@ -121,10 +121,10 @@ async def _every_step(ledger: Ledger, new_id: Callable[[str], str]) -> None:
     await ledger.transfer_within_shard(new_id("tr"), source, target, 50, "EUR")
 
     captured, released = new_id("tr"), new_id("tr")
-    await ledger.reserve(captured, held, 1_000, ttl_s=60, currency="EUR")
-    await ledger.capture(captured, held, 600)
-    await ledger.reserve(released, held, 500, ttl_s=60, currency="EUR")
-    await ledger.release(released, held, 500)
+    await ledger.hold(captured, held, 1_000, ttl_s=60, currency="EUR")
+    await ledger.post(captured, held, 600)
+    await ledger.hold(released, held, 500, ttl_s=60, currency="EUR")
+    await ledger.void(released, held, 500)
     assert await ledger.get_hold(captured, held) is not None
 
     await ledger.set_status(target, AccountStatus.FROZEN)

@@ -16,8 +16,10 @@ from shards.records import BatchStep, StepResult
 from shards.router import ShardRouter
 from tests.shards.support import NewId, ids_on_shard, open_funded
 from tests.shards.test_batch_steps import step
-from tests.shards.test_races import POOL, deadlocks
+from tests.shards.test_ledger_races import POOL, deadlocks
 from tests.support.statements import recomputed_balance
+
+pytestmark = pytest.mark.races
 
 HOT_FUNDS = 3_000
 BATCH = 60
@@ -25,7 +27,7 @@ BATCH = 60
 
 @pytest.fixture
 async def racing(dsns: list[str], ledger: Ledger) -> AsyncIterator[Ledger]:
-    """`ledger`'s lock strategy on a router of its own, with test_races' pool."""
+    """`ledger`'s lock strategy on a router of its own, with test_ledger_races' pool."""
     router = ShardRouter.from_dsns(dsns, POOL)
     yield Ledger(router, ledger.strategy)
     await router.dispose()

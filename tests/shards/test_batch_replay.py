@@ -6,12 +6,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import pytest
+
 from shards.errors import AccountNotOpen, InsufficientFunds
 from shards.ledger import Ledger
 from shards.records import BatchStep, StepResult
 from shards.schema import AccountStatus
 from tests.shards.support import NewId, entry_count, open_funded
 from tests.shards.test_batch_steps import step
+
+pytestmark = pytest.mark.lost_tasks
 
 
 def as_replayed(outcomes: Sequence[StepResult | Exception]) -> list[object]:

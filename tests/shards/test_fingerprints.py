@@ -83,11 +83,11 @@ async def test_a_release_of_a_captured_hold_hands_back_the_capture(
 ) -> None:
     account = await open_funded(ledger, new_id("acc"), 1_000)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 400, 60, "USD", MINE)
-    await ledger.capture(transfer, account, 300, MINE)
+    await ledger.hold(transfer, account, 400, 60, "USD", MINE)
+    await ledger.post(transfer, account, 300, MINE)
 
-    release = await ledger.release(transfer, account, 400, MINE)
-    later_post = await ledger.capture(transfer, account, 200, MINE)  # a post of another amount
+    release = await ledger.void(transfer, account, 400, MINE)
+    later_post = await ledger.post(transfer, account, 200, MINE)  # a post of another amount
 
     assert (release.kind, release.amount, release.replayed) == ("capture", 300, True)
     assert (later_post.kind, later_post.amount, later_post.replayed) == ("capture", 300, True)
@@ -102,11 +102,11 @@ async def test_a_refunded_capture_is_never_handed_back_for_a_credit(
     await open_funded(ledger, source, 1_000)
     await open_funded(ledger, target, 0)
     transfer = new_id("t")
-    await ledger.reserve(transfer, source, 400, 60, "USD", MINE)
-    await ledger.capture(transfer, source, None, MINE)
+    await ledger.hold(transfer, source, 400, 60, "USD", MINE)
+    await ledger.post(transfer, source, None, MINE)
     await ledger.refund(transfer, source, 400, "USD", MINE)
 
-    release = await ledger.release(transfer, source, 400, MINE)
+    release = await ledger.void(transfer, source, 400, MINE)
 
     assert (release.kind, release.marker) == ("refund", False)  # what settled the capture
     with pytest.raises(AlreadyCompensated):

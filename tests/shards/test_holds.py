@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from shards.audit import run_audit
 from shards.engine.account_state import AccountState
-from shards.engine.changes import Change, HoldRow, StepContext
-from shards.engine.decisions import Step, plan_release
+from shards.engine.changes import Change, StepContext
+from shards.engine.decisions import Step, plan_void
 from shards.errors import (
     AlreadyCompensated,
     HoldExpired,
@@ -20,7 +20,7 @@ from shards.errors import (
     InvalidTtl,
 )
 from shards.ledger import Ledger
-from shards.records import StepResult
+from shards.records import HoldView, StepResult
 from shards.validation import MAX_HOLD_TTL_S
 from tests.shards.support import NewId, entry_kinds, open_funded
 
@@ -41,7 +41,7 @@ async def test_lapsed_hold_frees_funds_with_no_other_operation(
     transfer = new_id("t")
 
     clock_before = await _shard_clock(ledger, account)
-    hold = await ledger.reserve(transfer, account, 70, ttl_s=1)
+    hold = await ledger.hold(transfer, account, 70, ttl_s=1)
     clock_after = await _shard_clock(ledger, account)
     during = await ledger.get_account(account)
     await asyncio.sleep(LAPSE_S)
@@ -58,24 +58,24 @@ async def test_lapsed_hold_frees_funds_with_no_other_operation(
     assert (lapsed.status, lapsed.expired) == ("active", True)
 
 
-async def test_capture_after_expiry_is_refused(ledger: Ledger, new_id: NewId) -> None:
+async def test_post_after_expiry_is_refused(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 70, ttl_s=1)
+    await ledger.hold(transfer, account, 70, ttl_s=1)
     await asyncio.sleep(LAPSE_S)
 
     with pytest.raises(HoldExpired):
-        await ledger.capture(transfer, account)
+        await ledger.post(transfer, account)
     assert (await ledger.get_account(account)).balance == 100
 
 
-async def test_capture_of_a_live_hold_takes_the_money(ledger: Ledger, new_id: NewId) -> None:
+async def test_post_of_a_live_hold_takes_the_money(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 70, ttl_s=60)
+    await ledger.hold(transfer, account, 70, ttl_s=60)
 
-    captured = await ledger.capture(transfer, account)
-    again = await ledger.capture(transfer, account)
+    captured = await ledger.post(transfer, account)
+    again = await ledger.post(transfer, account)
 
     assert (captured.kind, captured.amount, captured.balance_after) == ("capture", 70, 30)
     assert again.replayed
@@ -83,11 +83,11 @@ async def test_capture_of_a_live_hold_takes_the_money(ledger: Ledger, new_id: Ne
     assert (view.balance, view.held, view.available) == (30, 0, 30)
 
 
-async def test_reserve_twice_holds_once(ledger: Ledger, new_id: NewId) -> None:
+async def test_hold_twice_holds_once(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
 
-    holds = await asyncio.gather(*(ledger.reserve(transfer, account, 70, 60) for _ in range(5)))
+    holds = await asyncio.gather(*(ledger.hold(transfer, account, 70, 60) for _ in range(5)))
 
     assert sum(not hold.replayed for hold in holds) == 1
     assert len({hold.expires_at for hold in holds}) == 1
@@ -95,18 +95,18 @@ async def test_reserve_twice_holds_once(ledger: Ledger, new_id: NewId) -> None:
     assert (view.held, view.available) == (70, 30)
 
 
-async def test_capture_racing_release_settles_the_hold_exactly_once(
+async def test_post_racing_void_settles_the_hold_exactly_once(
     ledger: Ledger, new_id: NewId
 ) -> None:
     account = await open_funded(ledger, new_id("acc"), 10_000)
     transfers = [new_id("t") for _ in range(20)]
     for transfer in transfers:
-        await ledger.reserve(transfer, account, 100, ttl_s=60)
+        await ledger.hold(transfer, account, 100, ttl_s=60)
 
     async def capture_and_release_at_once(transfer: str) -> tuple[object, object]:
         capture, release = await asyncio.gather(
-            ledger.capture(transfer, account),
-            ledger.release(transfer, account, 100),
+            ledger.post(transfer, account),
+            ledger.void(transfer, account, 100),
             return_exceptions=True,
         )
         return capture, release
@@ -128,25 +128,25 @@ async def test_capture_racing_release_settles_the_hold_exactly_once(
     assert account not in (await run_audit(ledger.router)).account_mismatches
 
 
-async def test_release_twice_is_fine(ledger: Ledger, new_id: NewId) -> None:
+async def test_void_twice_is_fine(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 70, ttl_s=60)
+    await ledger.hold(transfer, account, 70, ttl_s=60)
 
-    first = await ledger.release(transfer, account, 70)
-    second = await ledger.release(transfer, account, 70)
+    first = await ledger.void(transfer, account, 70)
+    second = await ledger.void(transfer, account, 70)
 
     assert (first.replayed, second.replayed) == (False, True)
     view = await ledger.get_account(account)
     assert (view.balance, view.held, view.available) == (100, 0, 100)
 
 
-async def test_partial_capture_releases_the_rest(ledger: Ledger, new_id: NewId) -> None:
+async def test_partial_post_gives_the_rest_back(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 40, ttl_s=60)
+    await ledger.hold(transfer, account, 40, ttl_s=60)
 
-    captured = await ledger.capture(transfer, account, 15)
+    captured = await ledger.post(transfer, account, 15)
 
     assert (captured.amount, captured.balance_after) == (15, 85)
     view = await ledger.get_account(account)
@@ -158,15 +158,15 @@ async def test_partial_capture_releases_the_rest(ledger: Ledger, new_id: NewId) 
 async def test_available_funds_with_several_holds(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     first, second, third = (new_id("t") for _ in range(3))
-    await ledger.reserve(first, account, 10, ttl_s=60)
-    await ledger.reserve(second, account, 20, ttl_s=60)
-    await ledger.reserve(third, account, 30, ttl_s=60)
+    await ledger.hold(first, account, 10, ttl_s=60)
+    await ledger.hold(second, account, 20, ttl_s=60)
+    await ledger.hold(third, account, 30, ttl_s=60)
     assert (await ledger.get_account(account)).available == 40
     with pytest.raises(InsufficientFunds):
-        await ledger.reserve(new_id("t"), account, 41, ttl_s=60)
+        await ledger.hold(new_id("t"), account, 41, ttl_s=60)
 
-    await ledger.release(second, account, 20)
-    await ledger.capture(first, account)
+    await ledger.void(second, account, 20)
+    await ledger.post(first, account)
 
     view = await ledger.get_account(account)
     assert (view.balance, view.held, view.available) == (90, 30, 60)
@@ -180,9 +180,9 @@ async def test_debit_sweeps_a_lapsed_hold_and_the_audit_stays_clean(
 ) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     lapsed, live = new_id("t"), new_id("t")
-    await ledger.reserve(lapsed, account, 80, ttl_s=1)
+    await ledger.hold(lapsed, account, 80, ttl_s=1)
     await asyncio.sleep(LAPSE_S)
-    await ledger.reserve(live, account, 5, ttl_s=60)
+    await ledger.hold(live, account, 5, ttl_s=60)
 
     debit = await ledger.debit(new_id("t"), account, 90, "USD")
 
@@ -194,16 +194,16 @@ async def test_debit_sweeps_a_lapsed_hold_and_the_audit_stays_clean(
     assert swept.status == "released"
     report = await run_audit(ledger.router)
     assert account not in report.account_mismatches
-    assert (await ledger.release(lapsed, account, 80)).replayed
+    assert (await ledger.void(lapsed, account, 80)).replayed
 
 
-async def test_release_of_a_lapsed_hold_records_one_release(ledger: Ledger, new_id: NewId) -> None:
+async def test_void_of_a_lapsed_hold_records_one_release(ledger: Ledger, new_id: NewId) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
-    await ledger.reserve(transfer, account, 80, ttl_s=1)
+    await ledger.hold(transfer, account, 80, ttl_s=1)
     await asyncio.sleep(LAPSE_S)
 
-    released = await ledger.release(transfer, account, 80)
+    released = await ledger.void(transfer, account, 80)
 
     assert (released.kind, released.amount, released.replayed) == ("release", 80, False)
     view = await ledger.get_account(account)
@@ -211,15 +211,15 @@ async def test_release_of_a_lapsed_hold_records_one_release(ledger: Ledger, new_
     assert account not in (await run_audit(ledger.router)).account_mismatches
 
 
-async def test_release_of_a_hold_never_placed_fences_the_late_hold(
+async def test_void_of_a_hold_never_placed_fences_the_late_hold(
     ledger: Ledger, new_id: NewId
 ) -> None:
     account = await open_funded(ledger, new_id("acc"), 100)
     transfer = new_id("t")
 
-    marker = await ledger.release(transfer, account, 30)
+    marker = await ledger.void(transfer, account, 30)
     with pytest.raises(AlreadyCompensated):
-        await ledger.reserve(transfer, account, 30, ttl_s=60)
+        await ledger.hold(transfer, account, 30, ttl_s=60)
 
     assert marker.marker
     view = await ledger.get_account(account)
@@ -233,22 +233,22 @@ async def test_ttl_out_of_range_is_refused(ledger: Ledger, new_id: NewId, ttl_s:
     transfer = new_id("t")
 
     with pytest.raises(InvalidTtl):
-        await ledger.reserve(transfer, account, 10, ttl_s=ttl_s)
+        await ledger.hold(transfer, account, 10, ttl_s=ttl_s)
 
     assert (await ledger.get_account(account)).available == 100
     assert await ledger.get_hold(transfer, account) is None
 
 
-def test_release_of_a_hold_that_lapses_between_the_two_reads_still_releases_it() -> None:
+def test_void_of_a_hold_that_lapses_between_the_two_reads_still_releases_it() -> None:
     # The account was read (nothing lapsed yet), then the hold (lapsed by now): the sweep will
     # not see it, so the release itself must move it out of `held` and record the entry.
     state = AccountState("acc-1", "USD", 100, 80, "open", 3, lapsed=())
-    hold = HoldRow("t-1", "acc-1", 80, "active", datetime.now(UTC), expired=True)
+    hold = HoldView("t-1", "acc-1", 80, "active", datetime.now(UTC), expired=True)
     context = StepContext("t-1", {"acc-1": state}, prior={}, hold=hold)
 
-    change = plan_release(context, Step("t-1", "acc-1", 80))
+    change = plan_void(context, Step("t-1", "acc-1", 80))
 
     assert isinstance(change, Change)
-    assert [(p.balance, p.held) for p in change.postings] == [(100, 0)]
+    assert [(write.balance, write.held) for write in change.account_writes] == [(100, 0)]
     assert [(e.kind, e.amount) for e in change.entries] == [("release", 80)]
     assert change.hold_transition is not None

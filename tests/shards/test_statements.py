@@ -34,11 +34,11 @@ async def _busy_account(ledger: Ledger, new_id: NewId) -> str:
     await ledger.refund(refunded, account, 300)
     await ledger.refund(new_id("t"), account, 50)  # never debited: a marker
     captured = new_id("t")
-    await ledger.reserve(captured, account, 400, ttl_s=60)
-    await ledger.capture(captured, account, 150)  # the other 250 released
+    await ledger.hold(captured, account, 400, ttl_s=60)
+    await ledger.post(captured, account, 150)  # the other 250 released
     released = new_id("t")
-    await ledger.reserve(released, account, 90, ttl_s=60)
-    await ledger.release(released, account, 90)
+    await ledger.hold(released, account, 90, ttl_s=60)
+    await ledger.void(released, account, 90)
     await ledger.transfer_within_shard(new_id("t"), account, other, 10)
     racing = [ledger.deposit(new_id("dep"), account, 1 + n) for n in range(12)]
     racing += [ledger.withdraw(new_id("wd"), account, 7) for _ in range(12)]

@@ -60,17 +60,17 @@ class LostTask:
     async def hold(self) -> None:
         r = self.request
         assert isinstance(r, PendingTransferRequest)
-        await self.ledger.reserve(
+        await self.ledger.hold(
             r.transfer_id, r.source_account_id, r.amount, r.timeout_s, r.currency, self.fingerprint
         )
 
     async def capture(self, amount: int | None = None) -> None:
         r = self.request
-        await self.ledger.capture(r.transfer_id, r.source_account_id, amount, self.fingerprint)
+        await self.ledger.post(r.transfer_id, r.source_account_id, amount, self.fingerprint)
 
     async def release(self) -> None:
         r = self.request
-        await self.ledger.release(r.transfer_id, r.source_account_id, r.amount, self.fingerprint)
+        await self.ledger.void(r.transfer_id, r.source_account_id, r.amount, self.fingerprint)
 
     def _on(self, account_id: str) -> tuple[str, str, int, str, str]:
         r = self.request

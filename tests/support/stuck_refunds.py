@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from temporalio.client import Client
 
-from tests.workflows.conftest import Accounts, wait_for_step
+from tests.support.workers import Accounts, wait_for_step
 from tests.workflows.test_stuck_refund import AMOUNT, BALANCE, NEAR_MAX_DEPOSIT
 from transfers.client import TransfersClient, workflow_id
 from workflows.models import TransferRequest

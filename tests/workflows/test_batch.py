@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from shards.errors import IdempotencyConflict, InvalidInput
-from tests.workflows.conftest import Accounts, record_history
+from tests.support.workers import Accounts, record_history
 from transfers.client import TransfersClient
 from workflows.batch_models import (
     MAX_BATCH_SIZE,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from temporalio.client import Client
 
-from tests.workflows.conftest import Accounts
+from tests.support.workers import Accounts
 from transfers.client import TransfersClient
 from workflows.batch_models import MAX_BATCH_SIZE, batch_workflow_id
 from workflows.models import TransferRequest

@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from tests.support.lost_tasks import entries_of
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     error_type,

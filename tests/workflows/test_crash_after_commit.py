@@ -3,7 +3,7 @@ its workflow task completes (TRANSFERS_CRASH_AFTER_COMMIT); then something chang
 worker finishes the transfer from a history without that step, as the shards' entries say.
 
 Issue #11 cases 1 to 4 with the worker really gone (tests/workflows/test_lost_tasks.py and
-tests/pending/test_lost_tasks.py commit the lost steps by hand instead).
+tests/workflows/test_pending_lost_tasks.py commit the lost steps by hand instead).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from temporalio.client import Client
 from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
 from shards.errors import HoldNotActive
 from shards.schema import AccountStatus
+from tests.ops.test_worker_process import WorkerProcess
 from tests.support.lost_tasks import assert_settled, entries_of
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     error_type,
@@ -29,14 +30,12 @@ from tests.workflows.conftest import (
     step_events,
     steps_in_history,
 )
-from tests.workflows.test_worker_process import WorkerProcess
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferRequest, TransferStatus
 
 AMOUNT = 400
 OPENING = 1_000
-S = TransferStatus
 
 
 class CrashingWorker:
@@ -83,18 +82,18 @@ CREDITED = (("credit", False), ("debit", False))
 
 CRASHES = {
     # issue #11 case 1: FAILED "cancelled before the debit" with the debit kept (400 lost)
-    "debit, cancel": Crash("debit", "cancel", S.COMPENSATED, "Cancelled", REFUNDED),
+    "debit, cancel": Crash("debit", "cancel", TransferStatus.COMPENSATED, "Cancelled", REFUNDED),
     # issue #11 case 2: COMPENSATED with the credit kept (400 made)
-    "credit, cancel": Crash("credit", "cancel", S.COMPLETED, None, CREDITED),
+    "credit, cancel": Crash("credit", "cancel", TransferStatus.COMPLETED, None, CREDITED),
     "debit, freeze target": Crash(
-        "debit", "freeze target", S.COMPENSATED, "AccountNotOpen", REFUNDED
+        "debit", "freeze target", TransferStatus.COMPENSATED, "AccountNotOpen", REFUNDED
     ),
     # issue #11 case 3: the re-run's debit replayed over the refund, then credited (400 made);
     # now that debit is refused (AlreadyCompensated) and the transfer ends as it had
     "refund, unfreeze target": Crash(
         "refund",
         "unfreeze target",
-        S.COMPENSATED,
+        TransferStatus.COMPENSATED,
         "AlreadyCompensated",
         REFUNDED,
         target_frozen_first=True,
@@ -135,7 +134,7 @@ async def test_a_transfer_whose_worker_died_after_a_commit_ends_as_its_entries_s
     assert (outcome.status, error_type(outcome)) == (crash.status, crash.error), outcome
     rows = await entries_of(accounts.ledger, request.transfer_id)
     assert sorted((row.kind, row.marker) for row in rows) == list(crash.entries)
-    moved = AMOUNT if crash.status == S.COMPLETED else 0
+    moved = AMOUNT if crash.status == TransferStatus.COMPLETED else 0
     await assert_settled(
         accounts.ledger,
         outcome,
@@ -178,7 +177,7 @@ async def test_a_post_whose_worker_died_after_the_capture_completes_and_refuses_
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
 
     async with CrashingWorker(settings, tmp_path, "capture") as crashing:
-        assert (await transfers.submit_pending(request)).status == S.HELD
+        assert (await transfers.submit_pending(request)).status == TransferStatus.HELD
         post = asyncio.create_task(transfers.post(request.transfer_id))  # answered at the end
         await crashing.crashed()
     try:
@@ -201,7 +200,7 @@ async def test_a_post_whose_worker_died_after_the_capture_completes_and_refuses_
         post.cancel()
 
     assert outcome == posted
-    assert outcome.status == S.COMPLETED, outcome
+    assert outcome.status == TransferStatus.COMPLETED, outcome
     rows = await entries_of(accounts.ledger, request.transfer_id)
     assert sorted((row.kind, row.marker) for row in rows) == [
         ("capture", False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.workflows.conftest import Accounts
+from tests.support.workers import Accounts
 
 WAITERS = 2  # the first waits for the holder's transaction, the second for the first
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from temporalio.client import Client
 
-from tests.workflows.conftest import Accounts, steps_in_history, wait_for_step
+from tests.support.workers import Accounts, steps_in_history, wait_for_step
 from transfers.client import TransfersClient, workflow_id
 from workflows import policies
 from workflows.models import TransferRequest, TransferStatus

@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from shards.schema import AccountStatus
 from tests.support.lost_tasks import LostTask, assert_settled
-from tests.workflows.conftest import (
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     record_history,
@@ -27,9 +27,10 @@ from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
+pytestmark = pytest.mark.lost_tasks
+
 AMOUNT = 400
 OPENING = 1_000
-S = TransferStatus
 
 
 @dataclass(frozen=True)
@@ -42,45 +43,58 @@ class Case:
 
     @property
     def moved(self) -> int:
-        return AMOUNT if self.status == S.COMPLETED else 0
+        return AMOUNT if self.status == TransferStatus.COMPLETED else 0
 
 
 CASES = {
-    "claim, none": Case(("claim",), "none", S.COMPLETED),
-    "claim, cancel": Case(("claim",), "cancel", S.FAILED),
-    "debit, none": Case(("claim", "debit"), "none", S.COMPLETED),
+    "claim, none": Case(("claim",), "none", TransferStatus.COMPLETED),
+    "claim, cancel": Case(("claim",), "cancel", TransferStatus.FAILED),
+    "debit, none": Case(("claim", "debit"), "none", TransferStatus.COMPLETED),
     # issue #11 case 1: was FAILED with the debit kept (400 lost)
-    "debit, cancel": Case(("claim", "debit"), "cancel", S.COMPENSATED),
-    "debit, freeze source": Case(("claim", "debit"), "freeze source", S.COMPLETED),
-    "debit, freeze target": Case(("claim", "debit"), "freeze target", S.COMPENSATED),
-    "debit, close target": Case(("claim", "debit"), "close target", S.COMPENSATED),
+    "debit, cancel": Case(("claim", "debit"), "cancel", TransferStatus.COMPENSATED),
+    "debit, freeze source": Case(("claim", "debit"), "freeze source", TransferStatus.COMPLETED),
+    "debit, freeze target": Case(("claim", "debit"), "freeze target", TransferStatus.COMPENSATED),
+    "debit, close target": Case(("claim", "debit"), "close target", TransferStatus.COMPENSATED),
     # issue #11 case 2: was COMPENSATED with the credit kept (400 made)
-    "credit, cancel": Case(("claim", "debit", "credit"), "cancel", S.COMPLETED),
-    "credit, freeze target": Case(("claim", "debit", "credit"), "freeze target", S.COMPLETED),
-    "credit, close source": Case(("claim", "debit", "credit"), "close source", S.COMPLETED),
-    "fence, none": Case(("claim", "debit", "fence"), "none", S.COMPENSATED),
-    "fence, cancel": Case(("claim", "debit", "fence"), "cancel", S.COMPENSATED),
+    "credit, cancel": Case(("claim", "debit", "credit"), "cancel", TransferStatus.COMPLETED),
+    "credit, freeze target": Case(
+        ("claim", "debit", "credit"), "freeze target", TransferStatus.COMPLETED
+    ),
+    "credit, close source": Case(
+        ("claim", "debit", "credit"), "close source", TransferStatus.COMPLETED
+    ),
+    "fence, none": Case(("claim", "debit", "fence"), "none", TransferStatus.COMPENSATED),
+    "fence, cancel": Case(("claim", "debit", "fence"), "cancel", TransferStatus.COMPENSATED),
     # issue #11 case 3: was COMPLETED over the refund (400 made)
     "refund, unfreeze target": Case(
         ("claim", "debit", "fence", "refund"),
         "unfreeze target",
-        S.COMPENSATED,
+        TransferStatus.COMPENSATED,
         target_frozen_first=True,
     ),
     "refund, cancel": Case(
-        ("claim", "debit", "fence", "refund"), "cancel", S.COMPENSATED, target_frozen_first=True
+        ("claim", "debit", "fence", "refund"),
+        "cancel",
+        TransferStatus.COMPENSATED,
+        target_frozen_first=True,
     ),
-    "refused debit, funds arrive": Case(("claim", "fence", "refund"), "fund source", S.FAILED),
-    "within shard, none": Case(("claim", "within_shard"), "none", S.COMPLETED, same_shard=True),
-    "within shard, cancel": Case(("claim", "within_shard"), "cancel", S.COMPLETED, same_shard=True),
+    "refused debit, funds arrive": Case(
+        ("claim", "fence", "refund"), "fund source", TransferStatus.FAILED
+    ),
+    "within shard, none": Case(
+        ("claim", "within_shard"), "none", TransferStatus.COMPLETED, same_shard=True
+    ),
+    "within shard, cancel": Case(
+        ("claim", "within_shard"), "cancel", TransferStatus.COMPLETED, same_shard=True
+    ),
     "within shard, freeze target": Case(
-        ("claim", "within_shard"), "freeze target", S.COMPLETED, same_shard=True
+        ("claim", "within_shard"), "freeze target", TransferStatus.COMPLETED, same_shard=True
     ),
     "within shard fenced, none": Case(
-        ("claim", "fence", "refund"), "none", S.FAILED, same_shard=True
+        ("claim", "fence", "refund"), "none", TransferStatus.FAILED, same_shard=True
     ),
     "within shard fenced, cancel": Case(
-        ("claim", "fence", "refund"), "cancel", S.FAILED, same_shard=True
+        ("claim", "fence", "refund"), "cancel", TransferStatus.FAILED, same_shard=True
     ),
 }
 
@@ -204,12 +218,12 @@ async def test_a_new_run_of_an_id_with_other_fields_moves_nothing(
         second = await _run_again(client, settings, other)
         same = await _run_again(client, settings, request)  # the same fields: the same end
 
-    expected = S.COMPLETED if first_end == "completed" else S.COMPENSATED
+    expected = TransferStatus.COMPLETED if first_end == "completed" else TransferStatus.COMPENSATED
     assert first.status == same.status == expected
-    assert second.status == S.FAILED, second
+    assert second.status == TransferStatus.FAILED, second
     assert second.error is not None
     assert second.error.type == "IdempotencyConflict"
-    moved = AMOUNT if expected == S.COMPLETED else 0
+    moved = AMOUNT if expected == TransferStatus.COMPLETED else 0
     assert await accounts.balance(other_target) == 0
     await assert_settled(
         accounts.ledger,

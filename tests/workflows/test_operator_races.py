@@ -10,11 +10,11 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.stuck_refunds import stuck_refund
-from tests.workflows.conftest import Accounts
+from tests.support.workers import Accounts
 from transfers.client import RefundNotStuck, TransfersClient
 from workflows.models import TransferRequest, TransferStatus, TransferStep
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.races]
 
 
 async def test_a_resolve_not_yet_recorded_reads_as_resolving(

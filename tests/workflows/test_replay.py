@@ -4,7 +4,7 @@ The histories in tests/histories/ are recorded by the tests that produce them (s
 `record_history` in conftest.py). After a deliberate, compatible change to TransferWorkflow or
 PendingTransferWorkflow (`pending_*`), re-record them with:
 
-    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows tests/pending
+    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows tests/client/test_operator_api.py
 
 and commit the files. A replay failure without such a change means the change is not
 replay-safe for running transfers: guard it with `workflow.patched(...)` instead, and keep the

@@ -8,7 +8,8 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
-from tests.workflows.conftest import (
+from activities.models import StepRequest
+from tests.support.workers import (
     Accounts,
     RecordingActivities,
     running_worker,
@@ -16,7 +17,7 @@ from tests.workflows.conftest import (
 )
 from transfers.client import TransfersClient
 from transfers.settings import Settings
-from workflows.models import AppliedEntry, StepRequest, TransferRequest, TransferStatus
+from workflows.models import AppliedEntry, TransferRequest, TransferStatus
 
 
 class AnswerLostAfterCommit(LedgerActivities):

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.workflows.conftest import Accounts, error_type, record_history, steps_in_history
+from tests.support.workers import Accounts, error_type, record_history, steps_in_history
 from transfers.client import TransfersClient, workflow_id
 from workflows.models import TransferRequest, TransferStatus
 from workflows.transfer import TransferWorkflow

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from shards.audit import run_audit
 from shards.validation import MAX_AMOUNT
-from tests.workflows.conftest import Accounts, error_type, record_history, wait_for_step
+from tests.support.workers import Accounts, error_type, record_history, wait_for_step
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from tests.workflows.conftest import Accounts, record_history
+from tests.support.workers import Accounts, record_history
 
 
 @pytest.mark.parametrize(

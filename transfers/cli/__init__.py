@@ -1,4 +1,10 @@
-"""The `transfers` command line (Typer + Rich); every command takes --json."""
+"""The `transfers` command line (Typer + Rich); every command takes --json.
+
+One module per command or command group, named by it (`audit`, `accounts`, `pending` for
+post|void, ...; `run_worker`, since `worker` is the top-level worker.py), each with a
+`register(app)` that adds its commands with `app.command(name)(function)`, or its group with
+`app.add_typer(group, name=...)`. The tuple below is their order in `transfers --help`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,16 @@ import typer
 
 from transfers.cli import (
     accounts,
+    audit,
     bench,
     chaos,
-    codec_server_command,
+    codec_server,
     db,
     dev,
-    operator_commands,
-    pending_commands,
-    transfer_commands,
-    worker_command,
+    pending,
+    run_worker,
+    stuck_refunds,
+    transfer,
 )
 
 app = typer.Typer(
@@ -27,12 +34,13 @@ app = typer.Typer(
 for module in (
     db,
     accounts,
-    transfer_commands,
-    pending_commands,
-    operator_commands,
+    transfer,
+    audit,
+    pending,
+    stuck_refunds,
     dev,
-    worker_command,
-    codec_server_command,
+    run_worker,
+    codec_server,
     bench,
     chaos,
 ):

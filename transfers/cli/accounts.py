@@ -9,17 +9,13 @@ import typer
 from rich.table import Table
 
 from shards.money import exponent, format_amount, parse_amount
-from transfers.cli.account_entries import entries_command
+from transfers.cli.accounts_entries import entries_command
 from transfers.cli.common import JsonOption, StackOption, emit, run_with_ledger
 from transfers.terminal import console
 
 if TYPE_CHECKING:  # the shard modules come with the Ledger that run_with_ledger opens
     from shards.ledger import Ledger
     from shards.records import AccountView, StepResult
-
-accounts_app = typer.Typer(
-    help="Accounts on the shards (direct shard access, no Temporal).", no_args_is_help=True
-)
 
 AccountArgument = Annotated[str, typer.Argument(metavar="ID", help="Account id.")]
 AmountArgument = Annotated[
@@ -59,7 +55,6 @@ def _show(view: AccountView, as_json: bool) -> None:
     emit(account_json(view), as_json, lambda: _print_account(view))
 
 
-@accounts_app.command("open")
 def open_command(
     account_id: AccountArgument,
     currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code, e.g. USD.")],
@@ -117,7 +112,6 @@ def _move_money(
     )
 
 
-@accounts_app.command("deposit")
 def deposit_command(
     account_id: AccountArgument,
     amount: AmountArgument,
@@ -130,7 +124,6 @@ def deposit_command(
     _move_money("deposit", account_id, amount, entry_id, stack, as_json)
 
 
-@accounts_app.command("withdraw")
 def withdraw_command(
     account_id: AccountArgument,
     amount: AmountArgument,
@@ -158,7 +151,6 @@ def _set_status(
     _show(run_with_ledger(stack, as_json, operation), as_json)
 
 
-@accounts_app.command("freeze")
 def freeze_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
@@ -166,7 +158,6 @@ def freeze_command(
     _set_status(account_id, "frozen", stack, as_json)
 
 
-@accounts_app.command("unfreeze")
 def unfreeze_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
@@ -174,7 +165,6 @@ def unfreeze_command(
     _set_status(account_id, "open", stack, as_json)
 
 
-@accounts_app.command("close")
 def close_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
@@ -182,7 +172,6 @@ def close_command(
     _set_status(account_id, "closed", stack, as_json)
 
 
-@accounts_app.command("show")
 def show_command(
     account_id: AccountArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
@@ -190,7 +179,6 @@ def show_command(
     _show(run_with_ledger(stack, as_json, lambda ledger: ledger.get_account(account_id)), as_json)
 
 
-@accounts_app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
     stack: StackOption = None,
@@ -217,9 +205,18 @@ def list_command(
     emit({"accounts": [account_json(view) for view in views]}, as_json, render)
 
 
-accounts_app.command("entries")(entries_command)
-
-
 def register(app: typer.Typer) -> None:
     """Add `transfers accounts ...`."""
+    accounts_app = typer.Typer(
+        help="Accounts on the shards (direct shard access, no Temporal).", no_args_is_help=True
+    )
+    accounts_app.command("open")(open_command)
+    accounts_app.command("deposit")(deposit_command)
+    accounts_app.command("withdraw")(withdraw_command)
+    accounts_app.command("freeze")(freeze_command)
+    accounts_app.command("unfreeze")(unfreeze_command)
+    accounts_app.command("close")(close_command)
+    accounts_app.command("show")(show_command)
+    accounts_app.command("list")(list_command)
+    accounts_app.command("entries")(entries_command)
     app.add_typer(accounts_app, name="accounts")

@@ -29,12 +29,7 @@ if TYPE_CHECKING:
 
     from transfers.devtools.bench.shards import ScenarioResult
 
-bench_app = typer.Typer(
-    help="Benchmarks: figures to compare, not pass/fail tests.", no_args_is_help=True
-)
 
-
-@bench_app.command("shards")
 def shards_command(
     duration_s: Annotated[
         float, typer.Option("--duration", min=0.1, help="Seconds measured per scenario.")
@@ -138,6 +133,10 @@ def _shards(given: list[str] | None, as_json: bool) -> Iterator[list[str]]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `transfers bench` to the `transfers` app."""
-    bench_e2e.register(bench_app)
+    """Add `transfers bench shards|e2e`."""
+    bench_app = typer.Typer(
+        help="Benchmarks: figures to compare, not pass/fail tests.", no_args_is_help=True
+    )
+    bench_app.command("shards")(shards_command)
+    bench_app.command("e2e")(bench_e2e.e2e_command)
     app.add_typer(bench_app, name="bench")

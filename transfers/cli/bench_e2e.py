@@ -250,8 +250,3 @@ def _render(report: E2EReport, out: Console) -> None:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
-
-
-def register(app: typer.Typer) -> None:
-    """Add `transfers bench e2e` to the `bench` app."""
-    app.command("e2e")(e2e_command)

@@ -29,6 +29,7 @@ from transfers.terminal import errors, styled
 
 if TYPE_CHECKING:
     from shards.ledger import Ledger
+    from transfers.client import TransfersClient
     from transfers.settings import Settings
 
 T = TypeVar("T")
@@ -102,6 +103,15 @@ async def open_ledger(settings: Settings) -> AsyncIterator[Ledger]:
         yield Ledger(router, settings.lock_strategy)
     finally:
         await router.dispose()
+
+
+@asynccontextmanager
+async def temporal_client(settings: Settings) -> AsyncIterator[TransfersClient]:
+    """The Python API's client; its errors are the tree's, reported by `run` like any other."""
+    # Imported here: the Temporal SDK would add half a second to every shard-only command.
+    from transfers.client import TransfersClient
+
+    yield await TransfersClient.connect(settings)
 
 
 def run_with_ledger(

@@ -18,10 +18,7 @@ from transfers.cli.common import (
 )
 from transfers.terminal import console
 
-db_app = typer.Typer(help="Database schema of the shards.", no_args_is_help=True)
 
-
-@db_app.command("upgrade")
 def upgrade_command(
     shard: Annotated[
         int | None, typer.Option("--shard", help="Only this shard (index in SHARD_DSNS).")
@@ -80,4 +77,7 @@ def upgrade_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `transfers db upgrade`."""
+    db_app = typer.Typer(help="Database schema of the shards.", no_args_is_help=True)
+    db_app.command("upgrade")(upgrade_command)
     app.add_typer(db_app, name="db")

@@ -37,7 +37,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from shards.engine.runner import RetryPolicy
+from shards.engine.runner import ConflictRetry
 
 STARTED = "transfers_started"
 FINISHED = "transfers_finished"
@@ -112,7 +112,7 @@ def _count(meter: MetricMeter, name: str, **attributes: str) -> None:
 
 
 @dataclass(frozen=True)
-class CountedRetryPolicy(RetryPolicy):
+class CountedConflictRetry(ConflictRetry):
     """The shard runner's retry policy; every backoff it computes is one retried write."""
 
     conflicts: MetricCounter | None = field(default=None, compare=False)
@@ -123,6 +123,8 @@ class CountedRetryPolicy(RetryPolicy):
         return super().backoff_s(attempt)
 
 
-def counted_retry_policy(meter: MetricMeter, strategy: str) -> CountedRetryPolicy:
+def counted_conflict_retry(meter: MetricMeter, strategy: str) -> CountedConflictRetry:
     counter = meter.create_counter(WRITE_CONFLICTS, "Contended writes retried inside a step")
-    return CountedRetryPolicy(conflicts=counter.with_additional_attributes({"strategy": strategy}))
+    return CountedConflictRetry(
+        conflicts=counter.with_additional_attributes({"strategy": strategy})
+    )

@@ -14,11 +14,11 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
-from shards.engine.runner import RetryPolicy
+from shards.engine.runner import ConflictRetry
 from shards.router import ShardRouter
 from transfers.ops.health import HealthProbe
 from transfers.ops.health_server import serve_health
-from transfers.ops.metrics import counted_retry_policy, prometheus_runtime
+from transfers.ops.metrics import counted_conflict_retry, prometheus_runtime
 from transfers.ops.tracing import TracingUnavailable, tracing_interceptors
 from transfers.settings import Settings
 
@@ -52,9 +52,9 @@ class Observability:
     def meter(self) -> MetricMeter:
         return MetricMeter.noop if self.runtime is None else self.runtime.metric_meter
 
-    def retry_policy(self, strategy: str) -> RetryPolicy:
+    def conflict_retry(self, strategy: str) -> ConflictRetry:
         """The shard runner's retry policy, counting the write conflicts it retries."""
-        return counted_retry_policy(self.meter, strategy)
+        return counted_conflict_retry(self.meter, strategy)
 
     @asynccontextmanager
     async def health_endpoint(

@@ -32,45 +32,55 @@ class TransferKind(enum.StrEnum):
         return self.value.startswith("pending")
 
 
-K = TransferKind
-S = TransferStatus
 WEIGHTS = {
-    K.CROSS_SHARD: 30,
-    K.SAME_SHARD: 14,
-    K.OVERDRAFT: 8,
-    K.TO_CLOSED: 6,
-    K.TO_FROZEN: 6,
-    K.FROM_FROZEN: 4,
-    K.PENDING_POST: 10,
-    K.PENDING_PARTIAL: 6,
-    K.PENDING_VOID: 8,
-    K.PENDING_EXPIRE: 8,
+    TransferKind.CROSS_SHARD: 30,
+    TransferKind.SAME_SHARD: 14,
+    TransferKind.OVERDRAFT: 8,
+    TransferKind.TO_CLOSED: 6,
+    TransferKind.TO_FROZEN: 6,
+    TransferKind.FROM_FROZEN: 4,
+    TransferKind.PENDING_POST: 10,
+    TransferKind.PENDING_PARTIAL: 6,
+    TransferKind.PENDING_VOID: 8,
+    TransferKind.PENDING_EXPIRE: 8,
 }
 # FAILED is allowed wherever concurrent transfers may have drained the source first; EXPIRED
 # wherever a fault may delay a post or void past the hold's timeout.
 ALLOWED_STATUSES = {
-    K.CROSS_SHARD: {S.COMPLETED, S.FAILED},
-    K.SAME_SHARD: {S.COMPLETED, S.FAILED},
-    K.OVERDRAFT: {S.FAILED},
-    K.TO_CLOSED: {S.COMPENSATED, S.FAILED},
-    K.TO_FROZEN: {S.COMPENSATED, S.FAILED},
-    K.FROM_FROZEN: {S.FAILED},
-    K.PENDING_POST: {S.COMPLETED, S.FAILED, S.EXPIRED},
-    K.PENDING_PARTIAL: {S.COMPLETED, S.FAILED, S.EXPIRED},
-    K.PENDING_VOID: {S.VOIDED, S.FAILED, S.EXPIRED},
-    K.PENDING_EXPIRE: {S.EXPIRED, S.FAILED},
+    TransferKind.CROSS_SHARD: {TransferStatus.COMPLETED, TransferStatus.FAILED},
+    TransferKind.SAME_SHARD: {TransferStatus.COMPLETED, TransferStatus.FAILED},
+    TransferKind.OVERDRAFT: {TransferStatus.FAILED},
+    TransferKind.TO_CLOSED: {TransferStatus.COMPENSATED, TransferStatus.FAILED},
+    TransferKind.TO_FROZEN: {TransferStatus.COMPENSATED, TransferStatus.FAILED},
+    TransferKind.FROM_FROZEN: {TransferStatus.FAILED},
+    TransferKind.PENDING_POST: {
+        TransferStatus.COMPLETED,
+        TransferStatus.FAILED,
+        TransferStatus.EXPIRED,
+    },
+    TransferKind.PENDING_PARTIAL: {
+        TransferStatus.COMPLETED,
+        TransferStatus.FAILED,
+        TransferStatus.EXPIRED,
+    },
+    TransferKind.PENDING_VOID: {
+        TransferStatus.VOIDED,
+        TransferStatus.FAILED,
+        TransferStatus.EXPIRED,
+    },
+    TransferKind.PENDING_EXPIRE: {TransferStatus.EXPIRED, TransferStatus.FAILED},
 }
 # A transfer cancelled, or with an account frozen for a moment while it ran, may also be refused
 # (FAILED), refunded after its debit or capture when its credit is refused (COMPENSATED), or
 # voided while held.
 _DISTURBED_EXTRA = {
-    K.CROSS_SHARD: {S.COMPENSATED},
-    K.PENDING_POST: {S.COMPENSATED, S.VOIDED},
-    K.PENDING_PARTIAL: {S.COMPENSATED, S.VOIDED},
-    K.PENDING_EXPIRE: {S.VOIDED},
+    TransferKind.CROSS_SHARD: {TransferStatus.COMPENSATED},
+    TransferKind.PENDING_POST: {TransferStatus.COMPENSATED, TransferStatus.VOIDED},
+    TransferKind.PENDING_PARTIAL: {TransferStatus.COMPENSATED, TransferStatus.VOIDED},
+    TransferKind.PENDING_EXPIRE: {TransferStatus.VOIDED},
 }
 DISTURBED_STATUSES = {
-    kind: statuses | {S.FAILED} | _DISTURBED_EXTRA.get(kind, set())
+    kind: statuses | {TransferStatus.FAILED} | _DISTURBED_EXTRA.get(kind, set())
     for kind, statuses in ALLOWED_STATUSES.items()
 }
 
@@ -108,33 +118,33 @@ class TransferMix:
         )
         if not kind.pending:
             return PlannedTransfer(kind, request)
-        lapsing = kind == K.PENDING_EXPIRE
+        lapsing = kind == TransferKind.PENDING_EXPIRE
         timeout_s = self.rng.uniform(*LAPSING_HOLD_S) if lapsing else HOLD_TIMEOUT_S
-        part = self.rng.randint(1, amount - 1) if kind == K.PENDING_PARTIAL else None
+        part = self.rng.randint(1, amount - 1) if kind == TransferKind.PENDING_PARTIAL else None
         pending = PendingTransferRequest(**request.model_dump(), timeout_s=timeout_s)
         return PlannedTransfer(kind, pending, part)
 
     def _accounts(self, kind: TransferKind, currency: str) -> tuple[str, str]:
         book, choice = self.book, self.rng.choice
-        if kind == K.FROM_FROZEN:
+        if kind == TransferKind.FROM_FROZEN:
             return choice(book.frozen), choice(book.open[currency])
         source = choice(book.open[currency])
-        if kind == K.TO_CLOSED:
+        if kind == TransferKind.TO_CLOSED:
             return source, choice(book.closed)
-        if kind == K.TO_FROZEN:
+        if kind == TransferKind.TO_FROZEN:
             return source, choice(book.frozen)
         others = [account for account in book.open[currency] if account != source]
-        if kind == K.CROSS_SHARD:
+        if kind == TransferKind.CROSS_SHARD:
             others = [a for a in others if book.shard_of(a) != book.shard_of(source)]
-        elif kind == K.SAME_SHARD:
+        elif kind == TransferKind.SAME_SHARD:
             others = [a for a in others if book.shard_of(a) == book.shard_of(source)]
         return source, choice(others)
 
     def _amount(self, kind: TransferKind, currency: str) -> int:
-        if kind == K.OVERDRAFT:
+        if kind == TransferKind.OVERDRAFT:
             return self.book.deposited[currency] + 1
         low, _ = DEPOSIT_RANGE[currency]
         return self.rng.randint(2, low // 50)
 
 
-_ODD_KINDS = {K.TO_CLOSED, K.TO_FROZEN, K.FROM_FROZEN}
+_ODD_KINDS = {TransferKind.TO_CLOSED, TransferKind.TO_FROZEN, TransferKind.FROM_FROZEN}

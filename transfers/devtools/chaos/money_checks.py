@@ -12,12 +12,13 @@ from transfers.devtools.chaos.run_record import RunRecord, Violation
 from transfers.devtools.chaos.workload import TransferRecord
 from workflows.models import TransferStatus
 
-K = EntryKind
-S = TransferStatus
-TAKEN = (K.DEBIT, K.CAPTURE)
-PAID = (K.CREDIT, K.REFUND)
+TAKEN = (EntryKind.DEBIT, EntryKind.CAPTURE)
+PAID = (EntryKind.CREDIT, EntryKind.REFUND)
 MOVES = (*TAKEN, *PAID)
-PAID_BY = {S.COMPLETED: K.CREDIT, S.COMPENSATED: K.REFUND}  # the move that ends each outcome
+PAID_BY = {
+    TransferStatus.COMPLETED: EntryKind.CREDIT,
+    TransferStatus.COMPENSATED: EntryKind.REFUND,
+}  # the move that ends each outcome
 
 
 def conservation(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
@@ -85,7 +86,7 @@ def non_negative(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
 def credited_and_refunded(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
     for transfer_id, moves in _moves_by_transfer(evidence.entries).items():
         kinds = {move.kind for move in moves}
-        if K.CREDIT in kinds and K.REFUND in kinds:
+        if EntryKind.CREDIT in kinds and EntryKind.REFUND in kinds:
             yield Violation("credited_and_refunded", transfer_id, "both credited and refunded")
 
 
@@ -117,7 +118,7 @@ def _balances_from_outcomes(run: RunRecord) -> tuple[Counter[str], set[str]]:
         accounts = (request.source_account_id, request.target_account_id)
         if record.outcome is None:
             unknown.update(accounts)
-        elif record.outcome.status == S.COMPLETED:
+        elif record.outcome.status == TransferStatus.COMPLETED:
             balances[request.source_account_id] -= _asked(record)
             balances[request.target_account_id] += _asked(record)
     return balances, unknown
@@ -143,7 +144,9 @@ def _moves_problem(
     paid = [move for move in moves if move.kind == paid_kind]
     if len(taken) != 1 or len(paid) != 1 or len(moves) != 2:
         return f"{status} with {_kinds(moves) or 'no moves'}"
-    payee = request.target_account_id if paid_kind == K.CREDIT else request.source_account_id
+    payee = (
+        request.target_account_id if paid_kind == EntryKind.CREDIT else request.source_account_id
+    )
     if (taken[0].account_id, paid[0].account_id) != (request.source_account_id, payee):
         return f"moved {taken[0].account_id} -> {paid[0].account_id}"
     if {taken[0].amount, paid[0].amount} != {_asked(record)}:

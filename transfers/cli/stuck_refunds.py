@@ -1,0 +1,100 @@
+"""`transfers retry-refund|resolve`: an operator's way out of a stuck refund (Temporal Updates).
+
+A refund refused for a business reason (the source frozen, closed, or unable to take the money
+back) waits for one of them: `retry-refund` once the cause is fixed, `resolve --note` once the
+money was paid back by hand. `transfers list --stuck` finds those that wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from transfers.cli.common import (
+    EXIT_FAILED,
+    JsonOption,
+    StackOption,
+    emit,
+    exits_without_teardown,
+    run,
+    settings_from,
+    temporal_client,
+)
+from transfers.cli.transfer import TransferArgument, outcome_json, outcome_line
+from transfers.terminal import console
+
+if TYPE_CHECKING:
+    from transfers.client import TransfersClient
+    from workflows.models import TransferOutcome
+
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Return once the Update is accepted, not at the end.")
+]
+
+
+def _decide(
+    decision: Callable[[TransfersClient], Awaitable[TransferOutcome]],
+    stack: StackOption,
+    as_json: bool,
+    *,
+    note: str | None = None,
+) -> None:
+    """Send the decision, print where the transfer is now; exit 1 if its refund is stuck again."""
+    settings = settings_from(stack, as_json)
+
+    async def action() -> tuple[TransferOutcome, str]:
+        from workflows.models import check_note
+
+        if note is not None:
+            check_note(note)  # bad input, before any server is asked
+        async with temporal_client(settings) as client:
+            outcome = await decision(client)
+            return outcome, client.ui_link(outcome.transfer_id)
+
+    outcome, link = run(action, as_json)
+    emit(
+        {**outcome_json(outcome), "ui_link": link},
+        as_json,
+        lambda: console.print(outcome_line(outcome), link, sep="\n"),
+    )
+    from workflows.models import TransferStep  # loaded with the client already
+
+    if outcome.step == TransferStep.REFUND_STUCK:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@exits_without_teardown
+def retry_refund_command(
+    transfer_id: TransferArgument,
+    no_wait: NoWaitOption = False,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Try a stuck refund again, once its cause is fixed; exit 1 if it is refused again."""
+    _decide(lambda client: client.retry_refund(transfer_id, wait=not no_wait), stack, as_json)
+
+
+@exits_without_teardown
+def resolve_command(
+    transfer_id: TransferArgument,
+    note: Annotated[str, typer.Option("--note", help="How the refund was settled by hand.")],
+    no_wait: NoWaitOption = False,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record that a stuck refund was settled by hand: the transfer ends COMPENSATED, and a
+    refund marker on the source's shard keeps any later refund from landing."""
+    _decide(
+        lambda client: client.resolve(transfer_id, note, wait=not no_wait),
+        stack,
+        as_json,
+        note=note,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `transfers retry-refund|resolve`."""
+    app.command("retry-refund")(retry_refund_command)
+    app.command("resolve")(resolve_command)
