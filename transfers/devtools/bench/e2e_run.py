@@ -24,9 +24,13 @@ from transfers.client import TransfersClient
 from transfers.devtools.bench import Measurement, Operation, Sample, measure
 from transfers.devtools.bench.e2e import (
     BASELINE,
+    BATCH,
+    BATCH_HOT,
+    BATCH_PAIRS,
     CEILING,
     DEFAULT_STRATEGY,
     HOT,
+    INFLIGHT,
     OPEN_UNIFORM,
     UNIFORM,
     E2EOptions,
@@ -75,7 +79,9 @@ class _Plan:
     strategy: LockStrategy | None
     operation: Operation
     trees: list[ProcessTree]
+    concurrency: int  # operations in flight: submitters, or batches
     submit: Callable[..., Operation] | None = None  # transfers: more operations on its queue
+    batch_size: int | None = None  # batches: how many transfers an operation moves
     samples: list[Sample] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
 
@@ -116,14 +122,17 @@ class E2EBench:
                 for result in await self._closed_rounds(plans):
                     keep(result)
                 uniform = report.closed(UNIFORM, DEFAULT_STRATEGY.value)
-                default = next((p for p in plans if p.strategy == DEFAULT_STRATEGY), None)
+                default = next(
+                    (p for p in plans if p.name == UNIFORM and p.strategy == DEFAULT_STRATEGY), None
+                )
                 submit = None if default is None else default.submit
-                if uniform is not None and default is not None and submit is not None:
+                opens = self.options.runs(OPEN_UNIFORM)
+                if opens and uniform is not None and default is not None and submit is not None:
                     for load in self.options.loads:  # on the default strategy's worker
                         rate = max(uniform.measurement.per_s * load, 1.0)
                         operation = submit(workload, UNIFORM)
                         keep(await self._open(operation, rate, load, default.trees))
-            if self.options.inflight:
+            if self.options.inflight and self.options.runs(INFLIGHT):
                 report.inflight = await self._inflight(transfers_client, client, workload)
             audit = await run_audit(router)
             report.integrity = Integrity(
@@ -143,21 +152,42 @@ class E2EBench:
         transfers_client: TransfersClient,
         workload: Workload,
     ) -> list[_Plan]:
-        """Every closed-loop scenario with its worker process, all started now: the rounds then
-        take turns on an idle machine, no worker starting in between."""
+        """Every closed-loop scenario chosen, with its worker process, all started now: the
+        rounds then take turns on an idle machine, no worker starting in between. The batches
+        share the default strategy's worker with its single transfers."""
+        options = self.options
         plans = []
         for name, workflow in ((CEILING, CEILING_WORKFLOW), (BASELINE, BASELINE_WORKFLOW)):
-            queue = self._queue(name)
-            trees = await workers.enter_async_context(self._worker(name, None, queue, client))
-            plans.append(_Plan(name, None, self._noop(client, workflow, queue), trees))
-        for strategy in self.options.strategies:
+            if options.runs(name):
+                queue = self._queue(name)
+                trees = await workers.enter_async_context(self._worker(name, None, queue, client))
+                operation = self._noop(client, workflow, queue)
+                plans.append(_Plan(name, None, operation, trees, options.concurrency))
+        chosen = {
+            strategy: [name for name in (UNIFORM, HOT) if options.runs(name)]
+            for strategy in options.strategies
+        }
+        batched = [name for name in (BATCH, BATCH_HOT) if options.runs(name)]
+        if batched:
+            chosen.setdefault(DEFAULT_STRATEGY, []).extend(batched)
+        for strategy, names in chosen.items():
+            if not names:
+                continue
             queue = self._queue(strategy.value)
             submit = self._transfers(transfers_client, queue)
+            submit_batch = self._batches(transfers_client, queue)
             trees = await workers.enter_async_context(
                 self._worker("transfers", strategy, queue, client)
             )
-            for scenario in (UNIFORM, HOT):
-                plans.append(_Plan(scenario, strategy, submit(workload, scenario), trees, submit))
+            for name in names:
+                if name in BATCH_PAIRS:
+                    operation = submit_batch(workload, name)
+                    plan = _Plan(name, strategy, operation, trees, options.batch_concurrency)
+                    plan.batch_size = options.batch_size
+                else:
+                    operation = submit(workload, name)
+                    plan = _Plan(name, strategy, operation, trees, options.concurrency, submit)
+                plans.append(plan)
         return plans
 
     async def _closed_rounds(self, plans: list[_Plan]) -> list[ScenarioResult]:
@@ -166,7 +196,7 @@ class E2EBench:
         options = self.options
         for plan in plans:
             self.progress(f"{plan.label} (warming up)", 0)
-            await measure(plan.operation, workers=options.concurrency, duration_s=options.warmup_s)
+            await measure(plan.operation, workers=plan.concurrency, duration_s=options.warmup_s)
         for round_number in range(options.rounds):
             for plan in plans:
                 label = f"{plan.label} (round {round_number + 1}/{options.rounds})"
@@ -176,7 +206,7 @@ class E2EBench:
                         plan.trees,
                         measure(
                             plan.operation,
-                            workers=options.concurrency,
+                            workers=plan.concurrency,
                             duration_s=options.duration_s / options.rounds,
                             on_progress=functools.partial(self._report, label, done_before),
                         ),
@@ -189,7 +219,8 @@ class E2EBench:
                 strategy=None if plan.strategy is None else plan.strategy.value,
                 measurement=Measurement.of(plan.samples),
                 usage=Usage.total(plan.usages),
-                concurrency=options.concurrency,
+                concurrency=plan.concurrency,
+                batch_size=plan.batch_size,
             )
             for plan in plans
         ]
@@ -262,19 +293,11 @@ class E2EBench:
         return run
 
     def _transfers(self, transfers_client: TransfersClient, queue: str) -> Callable[..., Operation]:
-        settings = transfers_client.settings.model_copy(update={"transfers_task_queue": queue})
-        on_queue = TransfersClient(transfers_client.client, settings)
+        on_queue = _on_queue(transfers_client, queue)
 
         def of(workload: Workload, scenario: str, *, wait: bool = True) -> Operation:
             async def transfer(_worker: int) -> bool:
-                source, target, amount = workload.pair(scenario)
-                request = TransferRequest(
-                    transfer_id=f"bench-{self.run_id}-{next(self.numbers)}",
-                    source_account_id=source,
-                    target_account_id=target,
-                    amount=amount,
-                    currency=CURRENCY,
-                )
+                request = _request(workload, scenario, f"bench-{self.run_id}-{next(self.numbers)}")
                 if not wait:
                     await on_queue.start(request)
                     return True
@@ -282,6 +305,27 @@ class E2EBench:
                 return outcome.status == TransferStatus.COMPLETED
 
             return transfer
+
+        return of
+
+    def _batches(
+        self, transfers_client: TransfersClient, queue: str
+    ) -> Callable[[Workload, str], Operation]:
+        """Batches of `batch_size` transfers through `submit_batch`: True once every one of them
+        is COMPLETED."""
+        on_queue = _on_queue(transfers_client, queue)
+        size = self.options.batch_size
+
+        def of(workload: Workload, scenario: str) -> Operation:
+            pairs = BATCH_PAIRS[scenario]
+
+            async def batch(_worker: int) -> bool:
+                batch_id = f"bench-{self.run_id}-{next(self.numbers)}"
+                requests = [_request(workload, pairs, f"{batch_id}-{n}") for n in range(size)]
+                outcome = await on_queue.submit_batch(requests, batch_id=batch_id)
+                return outcome.counts.get(TransferStatus.COMPLETED.value) == size
+
+            return batch
 
         return of
 
@@ -363,6 +407,23 @@ async def run_batch(operation: Operation, count: int, on_progress: Callable[[int
                 on_progress(done)
 
     await asyncio.gather(*(submitter() for _ in range(SUBMITTERS)))
+
+
+def _on_queue(transfers_client: TransfersClient, queue: str) -> TransfersClient:
+    """The client with its transfers started on `queue` (a scenario's worker's)."""
+    settings = transfers_client.settings.model_copy(update={"transfers_task_queue": queue})
+    return TransfersClient(transfers_client.client, settings)
+
+
+def _request(workload: Workload, scenario: str, transfer_id: str) -> TransferRequest:
+    source, target, amount = workload.pair(scenario)
+    return TransferRequest(
+        transfer_id=transfer_id,
+        source_account_id=source,
+        target_account_id=target,
+        amount=amount,
+        currency=CURRENCY,
+    )
 
 
 async def _sample_forever(trees: list[ProcessTree]) -> None:
