@@ -19,7 +19,7 @@ from shards.ledger import Ledger
 from shards.records import BatchStep, StepResult
 from shards.schema import AccountStatus
 from tests.support.batch_settlement import assert_transfers_settled
-from tests.support.workers import Accounts, RecordingActivities, running_worker
+from tests.support.workers import Accounts, RecordingActivities, record_history, running_worker
 from transfers.client import TransfersClient
 from transfers.settings import Settings
 from workflows.batch_models import BatchOutcome, BatchRequest, batch_workflow_id
@@ -174,6 +174,9 @@ async def test_a_batch_over_its_lost_steps_ends_as_the_entries_say(
         assert await transfers.cancel_batch(batch.batch_id) is True
     async with running_worker(client, settings, activities):
         outcome = await transfers.batch_outcome(batch.batch_id)
+        if interference == "cancel":  # cancelled before its claims were recorded
+            handle = client.get_workflow_handle(batch_workflow_id(batch.batch_id))
+            await record_history(handle, "batch_lost_cancelled")
         again = await transfers.submit_batch(requests, batch.batch_id)
         new_run = await _new_run(client, settings, batch)
         singles = [await transfers.submit(request) for request in requests]

@@ -58,9 +58,15 @@ SINCE_ENTRIES_DECIDE = {
 # keeps the resolved one recorded without it.
 SINCE_REFUND_STUCK_VISIBLE = {"refund_retried"}
 
-# TransferBatchWorkflow (tests/workflows/test_batch.py): every end in one batch, and a batch
-# cancelled before its debits.
-BATCHES = {"batch_mixed", "batch_cancelled"}
+# TransferBatchWorkflow (tests/workflows/test_batch*.py): every end in one batch, a batch
+# cancelled before its debits, one cancelled while one shard's credits had committed, and one
+# cancelled before the claims of its lost task were recorded.
+BATCHES = {
+    "batch_mixed",
+    "batch_cancelled",
+    "batch_cancelled_mid_credits",
+    "batch_lost_cancelled",
+}
 
 
 def test_every_representative_run_is_recorded() -> None:
