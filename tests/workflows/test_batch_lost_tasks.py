@@ -190,37 +190,3 @@ async def test_a_batch_over_its_lost_steps_ends_as_the_entries_say(
     await assert_transfers_settled(
         accounts.ledger, requests, outcome.transfers, held_before=scene.held_before
     )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a same-shard pair debited by a batch (debit and credit are two steps there) is one "
-    "transaction in TransferWorkflow: plan_transfer_within_shard finds one side applied and "
-    "refuses it with IdempotencyConflict, so the single transfer of the same request reports "
-    "FAILED at once while the batch completes it (issue 16: batch tests report)",
-)
-async def test_a_single_transfer_over_a_same_shard_pair_its_batch_debited_ends_as_the_batch(
-    client: Client,
-    settings: Settings,
-    activities: RecordingActivities,
-    transfers: TransfersClient,
-    accounts: Accounts,
-    request_for: Callable[..., TransferRequest],
-) -> None:
-    """The same request submitted alone (a file's line resubmitted with `transfers submit`)
-    after its batch's lost run debited it: both must report what the entries end with."""
-    source = await accounts.open(FUNDED, shard=0)
-    target = await accounts.open(0, shard=0)
-    request = request_for(source, target, AMOUNT)
-    scene = Scene(accounts, {"debited within a shard": request})
-    await _commit_lost_run(accounts.ledger, scene)
-
-    async with running_worker(client, settings, activities):
-        single = await transfers.submit(request)  # while its batch waits for its next task
-        outcome = await transfers.submit_batch([request], accounts.new_id("b-lost"))
-
-    assert outcome.transfers[0].status == TransferStatus.COMPLETED
-    assert (single.status, single.error) == (TransferStatus.COMPLETED, None), single
-    await assert_transfers_settled(
-        accounts.ledger, [request], [single], held_before={source: FUNDED, target: 0}
-    )
