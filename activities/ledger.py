@@ -8,6 +8,7 @@ Every step is idempotent by (transfer_id, kind) in the shard, so a retry replays
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -242,14 +243,19 @@ def applied_entry(result: StepResult) -> AppliedEntry:
     )
 
 
-def log_applied(result: StepResult) -> None:
+def log_applied(result: StepResult, level: int = logging.INFO) -> None:
     """One line a step; without the balance, which only the account's owner may see."""
-    how = "marker written" if result.marker else "replayed" if result.replayed else "applied"
-    activity.logger.info(
+    activity.logger.log(
+        level,
         "transfer %s: %s of %d on %s %s",
         result.transfer_id,
         result.kind,
         result.amount,
         result.account_id,
-        how,
+        how_applied(result),
     )
+
+
+def how_applied(result: StepResult) -> str:
+    """What a step did: applied, replayed, or wrote a marker."""
+    return "marker written" if result.marker else "replayed" if result.replayed else "applied"
