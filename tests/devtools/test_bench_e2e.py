@@ -86,7 +86,7 @@ async def test_e2e_bench_reports_every_scenario_and_leaves_the_books_balanced(
     assert audit.ok, (audit.account_mismatches, audit.contradictions)
 
 
-async def test_e2e_bench_counts_batches_in_transfers_beside_single_ones(
+async def test_e2e_bench_counts_batches_in_transfers_with_single_ones_alongside(
     temporal_env: WorkflowEnvironment, dsns: list[str], router: ShardRouter
 ) -> None:
     env = {
@@ -96,7 +96,7 @@ async def test_e2e_bench_counts_batches_in_transfers_beside_single_ones(
     arguments = ["--json", "--duration", "2s", "--rounds", "1", "--concurrency", "4"]
     arguments += ["--accounts", "60", "--strategy", "pessimistic"]
     arguments += ["--scenarios", "batch,uniform,batch-hot", "--batch-size", "25"]
-    arguments += ["--batch-concurrency", "2"]
+    arguments += ["--batch-concurrency", "2", "--singles-alongside", "2"]
     debits_before = await _batch_entries(router, EntryKind.DEBIT)
 
     code, stdout, stderr = await _bench(env, *arguments)
@@ -118,6 +118,10 @@ async def test_e2e_bench_counts_batches_in_transfers_beside_single_ones(
         assert row["concurrency"] == 2
         assert row["completed"] % 25 == 0
         assert row["per_s"] == pytest.approx(row["batches_per_s"] * 25, rel=0.01)
+        singles = row["singles_alongside"]  # on the same accounts: the hot one for batch-hot
+        assert singles["completed"] > 0, singles
+        assert singles["failed"] == 0, singles
+    assert rows[0]["singles_alongside"] is None
     batch_to_uniform = report["ratios"]["batch_to_uniform"]
     assert batch_to_uniform == pytest.approx(rows[1]["per_s"] / rows[0]["per_s"], rel=0.01)
     assert report["ratios"]["batch_hot_to_batch"] > 0

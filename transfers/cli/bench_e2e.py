@@ -93,6 +93,16 @@ def e2e_command(
         int,
         typer.Option("--batch-concurrency", min=1, max=64, help="batch, batch-hot: in flight."),
     ] = 4,
+    singles_alongside: Annotated[
+        int,
+        typer.Option(
+            "--singles-alongside",
+            min=0,
+            max=512,
+            help="batch, batch-hot: submitters of single transfers on the same accounts beside "
+            "the batches (0: none).",
+        ),
+    ] = 0,
     plot: Annotated[
         Path, typer.Option("--plot", help="PNG of latency against offered load.")
     ] = DEFAULT_PLOT,
@@ -126,6 +136,7 @@ def e2e_command(
         scenarios=_scenarios(scenarios, as_json),
         batch_size=_batch_size(batch_size, as_json),
         batch_concurrency=batch_concurrency,
+        singles_alongside=singles_alongside,
     )
     settings = settings_from(stack, as_json)
     given = stack is not None or bool(settings.shard_dsns)
@@ -296,6 +307,13 @@ def _render(report: E2EReport, out: Console) -> None:
             f"worker, drained in {inflight.drain_s:.0f}s, {inflight.completed:,} COMPLETED; "
             f"worker peak RSS {inflight.usage.worker_peak_rss_mb:.0f} MB"
         )
+    for result in report.scenarios:
+        if result.alongside is not None:
+            singles = result.alongside
+            out.print(
+                f"beside {result.label}: {singles.completed:,} single transfers COMPLETED, "
+                f"{singles.failed} not, p99 {singles.p99_ms:,.0f} ms"
+            )
     if report.integrity is not None:
         integrity = report.integrity
         out.print(

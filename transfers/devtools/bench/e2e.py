@@ -11,7 +11,8 @@ Scenarios, each on a worker process of its own, one after another against one Te
 - batch / batch-hot: `TransferBatchWorkflow`s of `batch_size` transfers submitted through
   `TransfersClient.submit_batch`, `batch_concurrency` at once, on the default strategy's worker
   (uniform's pairs, or every transfer out of the hot account); figures in transfers, latency per
-  batch.
+  batch; with `singles_alongside`, that many submitters of single transfers on the same pairs
+  beside them (for the audit and the deadlock count: batches and single steps on one account).
 `scenarios` keeps a subset of these names.
 """
 
@@ -51,6 +52,7 @@ class E2EOptions:
     scenarios: tuple[str, ...] = SCENARIOS
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_concurrency: int = 4  # closed loop: batches in flight
+    singles_alongside: int = 0  # submitters of single transfers beside the batches
 
     def runs(self, scenario: str) -> bool:
         return scenario in self.scenarios
@@ -66,12 +68,15 @@ class ScenarioResult:
     offered_per_s: float | None = None  # open loop: the rate offered
     load: float | None = None  # open loop: offered_per_s as a fraction of uniform's rate
     batch_size: int | None = None  # batches: the measurement counts batches of this many
+    alongside: Measurement | None = None  # batches: single transfers run beside them
 
     @property
     def label(self) -> str:
         text = self.name if self.strategy is None else f"{self.name} / {self.strategy}"
         if self.batch_size is not None:
             text = f"{text} ({self.batch_size:,} a batch)"
+        if self.alongside is not None:
+            text = f"{text} + singles"
         return text if self.offered_per_s is None else f"{text} @ {self.offered_per_s:.0f}/s"
 
     @property
@@ -87,13 +92,14 @@ class ScenarioResult:
 
     @property
     def cpu_ms_per_transfer(self) -> float | None:
-        """CPU of the worker, the server and the shards (those measured) per completed transfer;
-        the load generator's is left out."""
-        if not self.completed:
+        """CPU of the worker, the server and the shards (those measured) per completed transfer,
+        the singles alongside included; the load generator's is left out."""
+        completed = self.completed + (self.alongside.completed if self.alongside else 0)
+        if not completed:
             return None
         usage = self.usage
         cpu_s = usage.worker_cpu_s + (usage.server_cpu_s or 0.0) + (usage.shards_cpu_s or 0.0)
-        return cpu_s * 1000 / self.completed
+        return cpu_s * 1000 / completed
 
     def as_json(self) -> dict[str, Any]:
         measured, usage = self.measurement, self.usage
@@ -113,6 +119,14 @@ class ScenarioResult:
             "completed": self.completed,
             "failed": measured.failed,  # batches: batches with a transfer not COMPLETED
             "cpu_ms_per_transfer": _round(self.cpu_ms_per_transfer, 3),
+            "singles_alongside": None
+            if self.alongside is None
+            else {
+                "completed": self.alongside.completed,
+                "failed": self.alongside.failed,
+                "per_s": round(self.alongside.per_s, 1),
+                "p99_ms": round(self.alongside.p99_ms, 1),
+            },
             "server_cpu_s": _round(usage.server_cpu_s, 1),
             "worker_cpu_s": round(usage.worker_cpu_s, 1),
             "shards_cpu_s": _round(usage.shards_cpu_s, 1),
@@ -312,6 +326,7 @@ class E2EReport:
                 "scenarios": list(self.options.scenarios),
                 "batch_size": self.options.batch_size,
                 "batch_concurrency": self.options.batch_concurrency,
+                "singles_alongside": self.options.singles_alongside,
             },
         }
 

@@ -82,7 +82,9 @@ class _Plan:
     concurrency: int  # operations in flight: submitters, or batches
     submit: Callable[..., Operation] | None = None  # transfers: more operations on its queue
     batch_size: int | None = None  # batches: how many transfers an operation moves
+    alongside: Operation | None = None  # batches: single transfers run beside them
     samples: list[Sample] = field(default_factory=list)
+    alongside_samples: list[Sample] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
 
     @property
@@ -184,6 +186,8 @@ class E2EBench:
                     operation = submit_batch(workload, name)
                     plan = _Plan(name, strategy, operation, trees, options.batch_concurrency)
                     plan.batch_size = options.batch_size
+                    if options.singles_alongside:  # on the same accounts, the same worker
+                        plan.alongside = submit(workload, BATCH_PAIRS[name])
                 else:
                     operation = submit(workload, name)
                     plan = _Plan(name, strategy, operation, trees, options.concurrency, submit)
@@ -201,17 +205,16 @@ class E2EBench:
             for plan in plans:
                 label = f"{plan.label} (round {round_number + 1}/{options.rounds})"
                 done_before = sum(len(sample.latencies_ms) for sample in plan.samples)
-                plan.samples.append(
-                    await self._sampled(
-                        plan.trees,
-                        measure(
-                            plan.operation,
-                            workers=plan.concurrency,
-                            duration_s=options.duration_s / options.rounds,
-                            on_progress=functools.partial(self._report, label, done_before),
-                        ),
-                    )
+                turn_s = options.duration_s / options.rounds
+                run = measure(
+                    plan.operation,
+                    workers=plan.concurrency,
+                    duration_s=turn_s,
+                    on_progress=functools.partial(self._report, label, done_before),
                 )
+                if plan.alongside is not None:
+                    run = self._beside(run, plan, plan.alongside, turn_s)
+                plan.samples.append(await self._sampled(plan.trees, run))
                 plan.usages.append(self._usage(plan.trees))
         return [
             ScenarioResult(
@@ -221,9 +224,20 @@ class E2EBench:
                 usage=Usage.total(plan.usages),
                 concurrency=plan.concurrency,
                 batch_size=plan.batch_size,
+                alongside=Measurement.of(plan.alongside_samples) if plan.alongside else None,
             )
             for plan in plans
         ]
+
+    async def _beside(
+        self, run: Awaitable[Sample], plan: _Plan, singles: Operation, duration_s: float
+    ) -> Sample:
+        """`run`'s sample, with single transfers submitted beside it (kept on the plan)."""
+        sample, beside = await asyncio.gather(
+            run, measure(singles, workers=self.options.singles_alongside, duration_s=duration_s)
+        )
+        plan.alongside_samples.append(beside)
+        return sample
 
     def _report(self, label: str, done_before: int, done: int) -> None:
         self.progress(label, done_before + done)
