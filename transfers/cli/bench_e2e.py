@@ -19,7 +19,6 @@ from rich.text import Text
 
 from shards.errors import ConfigError, InfrastructureError, InvalidInput
 from shards.lock_strategy import LockStrategy
-from transfers.cli.batches import check_batch_size
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -114,7 +113,7 @@ def e2e_command(
     Runs against the stack of SHARD_DSNS and TEMPORAL_ADDRESS (or --stack); with neither, starts
     an embedded one (Temporal dev server, three durable shards) and removes it afterwards. Each
     scenario runs on a worker process of its own; the closed-loop ones take turns in --rounds.
-    Takes about 10 x --duration, plus the drain of --inflight transfers.
+    Takes about 12 x --duration, plus the drain of --inflight transfers.
     """
     import asyncio
 
@@ -178,6 +177,7 @@ def _fractions(text: str, as_json: bool) -> tuple[float, ...]:
 
 
 def _batch_size(given: int | None, as_json: bool) -> int:
+    from transfers.cli.batches import check_batch_size  # lazily: `transfers --help` stays light
     from workflows.batch_models import DEFAULT_BATCH_SIZE
 
     if given is None:
