@@ -96,7 +96,7 @@ async def test_e2e_bench_counts_batches_in_transfers_with_single_ones_alongside(
     arguments = ["--json", "--duration", "2s", "--rounds", "1", "--concurrency", "4"]
     arguments += ["--accounts", "60", "--strategy", "pessimistic"]
     arguments += ["--scenarios", "batch,uniform,batch-hot", "--batch-size", "25"]
-    arguments += ["--batch-concurrency", "2", "--singles-alongside", "2"]
+    arguments += ["--batch-concurrency", "2", "--singles-alongside", "2", "--workers", "2"]
     debits_before = await _batch_entries(router, EntryKind.DEBIT)
 
     code, stdout, stderr = await _bench(env, *arguments)

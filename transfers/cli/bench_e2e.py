@@ -102,6 +102,15 @@ def e2e_command(
             "the batches (0: none).",
         ),
     ] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=8,
+            help="Worker processes each scenario runs on (one Python process uses one core).",
+        ),
+    ] = 1,
     plot: Annotated[
         Path, typer.Option("--plot", help="PNG of latency against offered load.")
     ] = DEFAULT_PLOT,
@@ -136,6 +145,7 @@ def e2e_command(
         batch_size=_batch_size(batch_size, as_json),
         batch_concurrency=batch_concurrency,
         singles_alongside=singles_alongside,
+        workers=workers,
     )
     settings = settings_from(stack, as_json)
     given = stack is not None or bool(settings.shard_dsns)

@@ -53,6 +53,7 @@ class E2EOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_concurrency: int = 4  # closed loop: batches in flight
     singles_alongside: int = 0  # submitters of single transfers beside the batches
+    workers: int = 1  # worker processes a scenario runs on (on its one task queue)
 
     def runs(self, scenario: str) -> bool:
         return scenario in self.scenarios
@@ -327,6 +328,7 @@ class E2EReport:
                 "batch_size": self.options.batch_size,
                 "batch_concurrency": self.options.batch_concurrency,
                 "singles_alongside": self.options.singles_alongside,
+                "workers": self.options.workers,
             },
         }
 

@@ -352,8 +352,8 @@ class E2EBench:
     async def _worker(
         self, name: str, strategy: LockStrategy | None, queue: str, client: Client
     ) -> AsyncIterator[list[ProcessTree]]:
-        """A worker process for one scenario; yields the trees to sample: the worker, this
-        process, then the server and the shards when they are known."""
+        """The `workers` worker processes of one scenario, on its queue; yields the trees to
+        sample: the workers, this process, then the server and the shards when known."""
         info = self.stack.info
         env = {
             **os.environ,
@@ -369,25 +369,31 @@ class E2EBench:
         else:
             command = python_module("worker")
         label = name if strategy is None else f"{name}-{strategy.value}"
-        process = ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}.log", env)
-        process.start()
+        processes = [
+            ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}-{n}.log", env)
+            for n in range(self.options.workers)
+        ]
         try:
+            for process in processes:
+                process.start()
             self.progress(f"{label}: starting its worker", 0)
             await wait_until_polling(
                 client,
                 info.model_copy(update={"task_queue": queue}),
-                [process],
+                processes,
                 asyncio.Event(),
                 WORKER_START_TIMEOUT_S,
+                pollers=len(processes),
             )
-            assert process.process is not None  # noqa: S101 (started above)
-            trees = [ProcessTree(process.process.pid), ProcessTree(os.getpid(), descendants=False)]
+            trees = [ProcessTree(p.process.pid) for p in processes if p.process is not None]
+            trees.append(ProcessTree(os.getpid(), descendants=False))
             if self.stack.server_pid is not None:
                 trees.append(ProcessTree(self.stack.server_pid))
             trees.extend(ProcessTree(pid) for pid in self.stack.shard_pids)
             yield trees
         finally:
-            await asyncio.to_thread(process.stop, WORKER_STOP_TIMEOUT_S)
+            for process in processes:
+                await asyncio.to_thread(process.stop, WORKER_STOP_TIMEOUT_S)
 
     async def _sampled(self, trees: list[ProcessTree], run: Awaitable[Sample]) -> Sample:
         for tree in trees:
@@ -401,10 +407,10 @@ class E2EBench:
                 tree.sample()
 
     def _usage(self, trees: list[ProcessTree]) -> Usage:
-        worker, load, *rest = trees
+        workers, (load, *rest) = trees[: self.options.workers], trees[self.options.workers :]
         server = rest[0] if self.stack.server_pid is not None else None
         shards = rest[1:] if server is not None else rest
-        return Usage.of(server, worker, shards, load)
+        return Usage.of(server, workers, shards, load)
 
 
 async def run_batch(operation: Operation, count: int, on_progress: Callable[[int], None]) -> None:
