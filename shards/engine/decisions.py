@@ -348,30 +348,33 @@ def plan_void(ctx: StepContext, step: Step) -> Change | Replay:
 def plan_transfer_within_shard(
     ctx: StepContext, source: Step, target_account_id: str
 ) -> Change | Replay:
-    """Debit and credit in one local transaction: both entries or neither."""
+    """Debit and credit in one local transaction: both entries or neither.
+
+    A batch runs a same-shard pair as two steps, its debit then its credit: a run of the same
+    request between them (or after the batch's task was lost there) finds one side applied. It
+    hands that side back and writes the other, as the batch's next step would; a fenced credit
+    refuses it (AlreadyCompensated: the transfer is being compensated), like any late credit.
+    """
     refuse_if_compensated(ctx, EntryKind.REFUND)
     debit = replay_of(ctx, EntryKind.DEBIT, source.account_id, source.amount)
     credit = replay_of(ctx, EntryKind.CREDIT, target_account_id, source.amount)
     if debit and credit:
         return Replay(debit.results + credit.results)
-    if debit or credit:
-        raise IdempotencyConflict(
-            f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
-        )
-    payer = require_account(ctx, source.account_id, source.currency)
-    payee = require_account(ctx, target_account_id, source.currency)
-    payer_balance = _debited_balance(payer, source.amount)
-    payee_balance = _credited_balance(payee, source.amount)
-    return Change(
-        [
-            AccountWrite(payer, payer_balance, payer.live_held),
-            AccountWrite(payee, payee_balance, payee.live_held),
-        ],
-        [
-            _entry(EntryKind.DEBIT, payer, source.amount, payer_balance),
-            _entry(EntryKind.CREDIT, payee, source.amount, payee_balance),
-        ],
-    )
+    # Both accounts are judged before either balance, as when neither side was found.
+    sides = []
+    if not debit:  # a debit found stands, even if its account was frozen since
+        sides.append((EntryKind.DEBIT, require_account(ctx, source.account_id, source.currency)))
+    if not credit:
+        sides.append((EntryKind.CREDIT, require_account(ctx, target_account_id, source.currency)))
+    writes: list[AccountWrite] = []
+    new_entries: list[NewEntry] = []
+    for kind, state in sides:
+        moved = _debited_balance if kind == EntryKind.DEBIT else _credited_balance
+        balance = moved(state, source.amount)
+        writes.append(AccountWrite(state, balance, state.live_held))
+        new_entries.append(_entry(kind, state, source.amount, balance))
+    found = (debit.results if debit else ()) + (credit.results if credit else ())
+    return Change(writes, new_entries, replayed=found)
 
 
 def plan_status(ctx: StepContext, account_id: str, status: AccountStatus) -> Change | Replay:

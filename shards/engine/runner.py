@@ -150,7 +150,7 @@ class StepRunner:
                 results, hold = await write_change(
                     connection, context, outcome, lock_first=several and not lock
                 )
-                return Applied(results, hold)
+                return Applied(outcome.replayed + results, hold)
 
 
 async def _decide(

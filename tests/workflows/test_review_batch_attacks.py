@@ -25,12 +25,6 @@ async def until_entry(accounts: Accounts, transfer_id: str, kind: str) -> None:
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: plan_transfer_within_shard refuses a transfer a batch debited and has not yet "
-    "credited (IdempotencyConflict 'one side applied'); the single run ends FAILED while the batch "
-    "completes it",
-)
 async def test_single_run_of_a_same_shard_transfer_a_batch_debited_agrees_with_its_entries(
     transfers: TransfersClient,
     accounts: Accounts,
