@@ -46,7 +46,7 @@ from workflows.batch_models import (
     one_currency_total,
     totals_line,
 )
-from workflows.models import TransferOutcome, TransferRequest
+from workflows.models import TransferOutcome, TransferRequest, TransferStatus, TransferStep
 from workflows.readable import Readable
 from workflows.search_attributes import AMOUNT, BATCH_ID, CURRENCY
 
@@ -171,7 +171,12 @@ class BatchClient:
 
     async def find_batch(self, transfer_id: str, scan: int = FIND_BATCH_SCAN) -> BatchMember | None:
         """The batch holding `transfer_id`, among the `scan` most recent batches (their inputs
-        are read, FIND_BATCH_IN_FLIGHT at a time, newest first); None if none of them holds it."""
+        are read, FIND_BATCH_IN_FLIGHT at a time, newest first); None if none of them holds it.
+
+        Where several hold it, the newest whose transfer was not refused at its claim: a
+        request for the id that another request owns (a later batch's) does not hide the
+        batch of the request that owns it.
+        """
         query = f"WorkflowType = '{BATCH_WORKFLOW_TYPE}'"
         executions = [e async for e in self.client.list_workflows(query, limit=scan)]
         gate = asyncio.Semaphore(FIND_BATCH_IN_FLIGHT)
@@ -184,13 +189,30 @@ class BatchClient:
             return next((t for t in held if t.transfer_id == transfer_id), None)
 
         found = await asyncio.gather(*(member(execution) for execution in executions))
+        refused: BatchMember | None = None
         for execution, request in zip(executions, found, strict=True):
-            if request is not None:
-                batch_id = execution.id.removeprefix("batch-")
-                outcome = await self.batch_status(batch_id)
-                transfer = next(t for t in outcome.transfers if t.transfer_id == transfer_id)
-                return BatchMember(batch_id, request, transfer)
-        return None
+            if request is None:
+                continue
+            batch_id = execution.id.removeprefix("batch-")
+            outcome = await self.batch_status(batch_id)
+            transfer = next(t for t in outcome.transfers if t.transfer_id == transfer_id)
+            held = BatchMember(batch_id, request, transfer)
+            if not refused_at_claim(transfer):
+                return held
+            refused = refused or held
+        return refused
+
+    async def batch_owning(self, transfer_id: str, run: TransferOutcome) -> BatchMember | None:
+        """Where a transfer's own workflow (`run`) was refused at its claim, the batch transfer
+        whose request owns the id (found among the most recent batches, past its claim)."""
+        if not refused_at_claim(run):
+            return None
+        member = await self.find_batch(transfer_id)
+        if member is None or refused_at_claim(member.outcome):
+            return None
+        if member.outcome.step in (TransferStep.STARTED, TransferStep.ROUTING):
+            return None  # not claimed yet: it may be refused too
+        return member
 
     def batch_ui_link(self, batch_id: str) -> str:
         """The batch's page in the Temporal Web UI."""
@@ -212,6 +234,18 @@ class BatchClient:
         return self.client.get_workflow_handle_for(
             TransferBatchWorkflow.run, batch_workflow_id(batch_id), run_id=run_id
         )
+
+
+def refused_at_claim(outcome: TransferOutcome) -> bool:
+    """The run's request was refused at its first step: another request owns the transfer id
+    (its claim, on the id's shard), so this run does not speak for the id's money."""
+    error = outcome.error
+    return (
+        outcome.status == TransferStatus.FAILED
+        and outcome.step == TransferStep.REFUSED
+        and error is not None
+        and error.type == IdempotencyConflict.__name__
+    )
 
 
 def _search_attributes(batch: BatchRequest) -> TypedSearchAttributes:

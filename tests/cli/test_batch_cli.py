@@ -98,6 +98,30 @@ async def test_status_finds_a_transfer_inside_its_batch_and_list_shows_the_batch
     assert cancel.json()["error"]["type"] == "AlreadyFinished"
 
 
+async def test_status_names_the_batch_that_owns_the_id_not_a_later_refused_transfer(
+    cli: AsyncCli, tmp_path: Path, accounts: Accounts, new_id: Callable[[str], str]
+) -> None:
+    """A single `submit` of another request for the id starts a workflow (no `transfer-{id}`
+    existed) that is refused at its claim; `status` still reports the batch's transfer."""
+    source = await accounts.open(1_000, shard=0)
+    target = await accounts.open(shard=1)
+    transfer_id = new_id("t")
+    file = tmp_path / "one.csv"
+    file.write_text(HEADER + f"{transfer_id},{source},{target},1.50,USD,\n")
+    submitted = await cli("submit", "--file", str(file), "--json")
+    batch_id = submitted.json()["batches"][0]["batch_id"]
+    other = ("--from", source, "--to", target, "--amount", "2.00", "--id", transfer_id)
+    refused = await cli("submit", *other, "--json")
+
+    status = await cli("status", transfer_id, "--json")
+
+    assert refused.json()["error"]["type"] == "IdempotencyConflict", refused
+    assert status.exit_code == 0, status
+    assert status.json()["batch_id"] == batch_id
+    assert (status.json()["status"], status.json()["amount"]) == ("COMPLETED", "1.50")
+    assert await accounts.balance(target) == 150
+
+
 async def _batches_listed(cli: AsyncCli, batch_id: str) -> dict[str, object]:
     async with asyncio.timeout(15):  # visibility is eventually consistent
         while True:

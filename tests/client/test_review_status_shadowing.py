@@ -14,11 +14,6 @@ from workflows.models import TransferRequest, TransferStatus
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: find_batch returns the newest batch holding the id; a later batch whose "
-    "other request for the id was refused (FAILED) hides the batch that completed it",
-)
 async def test_status_of_a_transfer_completed_in_a_batch_ignores_a_later_refused_request(
     transfers: TransfersClient,
     accounts: Accounts,
@@ -39,11 +34,6 @@ async def test_status_of_a_transfer_completed_in_a_batch_ignores_a_later_refused
     assert member.outcome.status == TransferStatus.COMPLETED, member
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a single submit of another request for an id a batch completed starts a "
-    "TransferWorkflow (no transfer-{id} workflow existed) that ends FAILED; status reads it first",
-)
 async def test_status_of_a_transfer_completed_in_a_batch_ignores_a_later_single_request(
     transfers: TransfersClient,
     accounts: Accounts,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from shards.errors import AlreadyFinished, InvalidInput, SameAccount, TransferNotFound
+from shards.errors import AlreadyFinished, InvalidInput, SameAccount
 from shards.money import format_amount, parse_amount
 from shards.validation import check_account_id, check_transfer_id
 from transfers.cli.common import (
@@ -248,15 +248,14 @@ def status_command(
     settings = settings_from(stack, as_json)
 
     async def action() -> tuple[TransferOutcome, dict[str, Any], str]:
+        from transfers.batch_client import BatchMember
+
         async with temporal_client(settings) as client:
-            try:
-                outcome = await client.status(transfer_id)
-            except TransferNotFound:
-                member = await client.find_batch(transfer_id)
-                if member is None:
-                    raise
-                link = client.batch_ui_link(member.batch_id)
-                return member.outcome, batches.member_json(member, link), link
+            found = await client.locate(transfer_id)
+            if isinstance(found, BatchMember):
+                link = client.batch_ui_link(found.batch_id)
+                return found.outcome, batches.member_json(found, link), link
+            outcome = found
             summary, link = await client.summary(transfer_id), client.ui_link(transfer_id)
             return outcome, {**outcome_json(outcome), **money_json(summary), "ui_link": link}, link
 
