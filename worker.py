@@ -72,6 +72,7 @@ def build_worker(
         workflows=[TransferWorkflow, PendingTransferWorkflow, TransferBatchWorkflow],
         activities=[
             activities.claim,
+            activities.end_claim,
             activities.route,
             activities.debit,
             activities.credit,
@@ -83,6 +84,7 @@ def build_worker(
             activities.post,
             activities.void,
             batch.claim_batch,
+            batch.end_claim_batch,
             batch.debit_batch,
             batch.credit_batch,
             batch.fence_credit_batch,

@@ -18,6 +18,8 @@ from temporalio import activity
 from activities.batch_models import (
     BatchClaimResults,
     BatchClaims,
+    BatchEndingResults,
+    BatchEndings,
     BatchStepResults,
     BatchSteps,
     StepOutcome,
@@ -25,6 +27,7 @@ from activities.batch_models import (
 from activities.ledger import (
     LedgerActivities,
     applied_entry,
+    ending_of,
     how_applied,
     log_applied,
     refusal_of,
@@ -53,6 +56,17 @@ class BatchActivities(LedgerActivities):
                 for (transfer_id, _), error in zip(claims, found, strict=True)
             )
         )
+
+    @activity.defn
+    async def end_claim_batch(self, batch: BatchEndings) -> BatchEndingResults:
+        """`end_claim` for many transfers: whether each claim now records its ending."""
+        endings = [ending_of(ending) for ending in batch.endings]
+        first = _first([(ending.transfer_id, "") for ending in endings])
+        with refusals_are_final(first, "end_claim_batch"):
+            recorded = await self.ledger.end_claims(endings)
+        self._committed("end_claim_batch")
+        activity.logger.info("end_claim_batch of %s: %d recorded", first, sum(recorded))
+        return BatchEndingResults(recorded=tuple(recorded))
 
     @activity.defn
     async def debit_batch(self, batch: BatchSteps) -> BatchStepResults:

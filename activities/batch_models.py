@@ -5,7 +5,14 @@ result too: `workflows.batch_models.MAX_BATCH_SIZE` bounds them below the 2 MB p
 
 from __future__ import annotations
 
-from activities.models import AppliedEntry, Identifier, Model, StepRequest, TransferError
+from activities.models import (
+    AppliedEntry,
+    ClaimEnding,
+    Identifier,
+    Model,
+    StepRequest,
+    TransferError,
+)
 
 
 class BatchClaim(Model):
@@ -42,3 +49,16 @@ class BatchClaimResults(Model):
     refusal (IdempotencyConflict: another request owns the id)."""
 
     refusals: tuple[TransferError | None, ...]
+
+
+class BatchEndings(Model):
+    """Input of `end_claim_batch`: `end_claim` for many transfers."""
+
+    endings: tuple[ClaimEnding, ...]
+
+
+class BatchEndingResults(Model):
+    """Output of `end_claim_batch`, in order: whether each claim now records its ending (False:
+    the source's entries record it already)."""
+
+    recorded: tuple[bool, ...]

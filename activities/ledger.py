@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
     AppliedEntry,
+    ClaimEnding,
     ClaimRequest,
     HoldApplied,
     HoldRequest,
@@ -32,7 +33,7 @@ from activities.models import (
 )
 from shards.enums import HoldStatus
 from shards.errors import BusinessError, HoldNotActive, InfrastructureError
-from shards.records import StepResult
+from shards.records import Ending, StepResult
 
 if TYPE_CHECKING:  # the worker imports the Ledger; the client imports this module without it
     from shards.ledger import Ledger
@@ -73,6 +74,16 @@ class LedgerActivities:
             )
         self._committed("claim")
         return route
+
+    @activity.defn
+    async def end_claim(self, ending: ClaimEnding) -> bool:
+        """A transfer ends FAILED with nothing moved: where its source's entries do not record it
+        (no account to write the refund marker on), its claim records the ending (True), and
+        a later run of the request is refused with the same error."""
+        with refusals_are_final(ending.transfer_id, "end_claim"):
+            recorded = await self.ledger.end_claims([ending_of(ending)])
+        self._committed("end_claim")
+        return recorded[0]
 
     @activity.defn
     async def route(self, request: TransferRequest) -> Route:
@@ -230,6 +241,17 @@ def refusal_of(transfer_id: str, step: str, error: BusinessError) -> TransferErr
 
 def _log_refusal(transfer_id: str, step: str, error: BusinessError) -> None:
     activity.logger.info("transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error)
+
+
+def ending_of(ending: ClaimEnding) -> Ending:
+    """The shard layer's record of an ending."""
+    return Ending(
+        transfer_id=ending.transfer_id,
+        fingerprint=ending.fingerprint,
+        source_account_id=ending.source_account_id,
+        code=ending.error.type,
+        message=ending.error.message,
+    )
 
 
 def applied_entry(result: StepResult) -> AppliedEntry:

@@ -6,13 +6,13 @@ import asyncio
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
-from shards.claims import claim, claim_many
+from shards.claims import claim, claim_many, compensated, end_claims
 from shards.engine.batches import BatchRunner
 from shards.engine.decisions import (
     Step,
@@ -39,7 +39,7 @@ from shards.errors import (
 )
 from shards.fingerprints import fingerprint_of
 from shards.lock_strategy import LockStrategy
-from shards.records import AccountView, BatchStep, HoldView, StepResult
+from shards.records import AccountView, BatchStep, Ending, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.statements import StatementPage, read_statement
@@ -50,6 +50,16 @@ from shards.validation import (
     check_currency,
     check_transfer_id,
 )
+
+T = TypeVar("T")
+
+
+def _by_shard(router: ShardRouter, keys: Sequence[str], items: Sequence[T]) -> dict[int, list[T]]:
+    """`items` grouped by the shard each one's key (an account or transfer id) routes to."""
+    groups: dict[int, list[T]] = defaultdict(list)
+    for key, item in zip(keys, items, strict=True):
+        groups[router.index_for(key)].append(item)
+    return groups
 
 
 def _one(applied: Applied) -> StepResult:
@@ -325,6 +335,33 @@ class Ledger:
     async def refund_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
         """`refund` for many transfers: the refund, or a marker where nothing was debited."""
         return await self.batches.run(steps, plan_refund)
+
+    async def end_claims(self, endings: Sequence[Ending]) -> list[bool]:
+        """Record on its claim the ending of each transfer whose source shows no compensation
+        (no refund or release entry, real or marker: its account did not exist when the saga
+        refunded): True for those, whose claim now hands the ending to a later run of the same
+        request (see shards.claims.claim); False where the source's entries record it already.
+
+        The saga then settles once more (fence, refund): a debit that a concurrent run of the
+        request slipped in meanwhile is refunded, a credit found completes it.
+        """
+        for ending in endings:
+            check_transfer_id(ending.transfer_id)
+            check_account_id(ending.source_account_id)
+        by_source = _by_shard(self.router, [e.source_account_id for e in endings], endings)
+        found = await asyncio.gather(
+            *(
+                compensated(self.router.shards[shard], [e.transfer_id for e in group])
+                for shard, group in by_source.items()
+            )
+        )
+        settled = set().union(*found)
+        unrecorded = [e for e in endings if e.transfer_id not in settled]
+        by_claim = _by_shard(self.router, [e.transfer_id for e in unrecorded], unrecorded)
+        await asyncio.gather(
+            *(end_claims(self.router.shards[shard], group) for shard, group in by_claim.items())
+        )
+        return [ending.transfer_id not in settled for ending in endings]
 
     # holds --------------------------------------------------------------------------------
 

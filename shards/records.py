@@ -59,3 +59,15 @@ class BatchStep:
     amount: int
     currency: str
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a transfer ended with nothing moved, as its workflow reported it (the error's code
+    and message); `source_account_id` is where its refund (or a hold's release) would be."""
+
+    transfer_id: str
+    fingerprint: str
+    source_account_id: str
+    code: str
+    message: str

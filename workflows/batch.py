@@ -29,11 +29,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.batch_models import (
         BatchClaim,
         BatchClaims,
+        BatchEndings,
         BatchStepResults,
         BatchSteps,
         StepOutcome,
     )
-    from activities.models import StepRequest
+    from activities.models import ClaimEnding, StepRequest
     from shards.errors import IdempotencyConflict
     from workflows import policies
     from workflows.batch_models import (
@@ -51,7 +52,14 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         TransferStep,
     )
-    from workflows.saga_steps import Refused, cancelled, run_step, shielded
+    from workflows.saga_steps import (
+        Refused,
+        cancelled,
+        ended_before,
+        records_ending,
+        run_step,
+        shielded,
+    )
     from workflows.search_attributes import AMOUNT, BATCH_ID, CURRENCY, REFUND_IS_STUCK
 
 
@@ -64,6 +72,8 @@ class _Transfer:
     step: TransferStep = TransferStep.STARTED
     error: TransferError | None = None
     entries: list[AppliedEntry] = field(default_factory=list)
+    # Its claim records how this request ends (found there, or recorded by _record_endings).
+    claim_ended: bool = False
 
     def advance(
         self, status: TransferStatus, step: TransferStep, error: TransferError | None = None
@@ -124,16 +134,17 @@ class TransferBatchWorkflow:
         refunded, shielded from the cancellation."""
         self._start()
         try:
-            claimed = await self._claim(self._transfers)
+            claimed, ended = await self._claim(self._transfers)
         except asyncio.CancelledError:  # the claims' commit may be lost: claim again, to the end
-            claimed = await shielded(self._claim(self._transfers))
+            claimed, ended = await shielded(self._claim(self._transfers))
             reason = cancelled("before its first step was recorded")
-            return await self._finish([_Unfinished(t, reason) for t in claimed])
+            return await self._finish(ended + [_Unfinished(t, reason) for t in claimed])
         try:
             debited, unfinished = await self._debit(claimed)
         except asyncio.CancelledError:
             reason = cancelled("before the credit")
-            return await self._finish([_Unfinished(t, reason) for t in claimed])
+            return await self._finish(ended + [_Unfinished(t, reason) for t in claimed])
+        unfinished = ended + unfinished
         try:
             unfinished += await self._credit(debited)
         except asyncio.CancelledError:
@@ -143,8 +154,12 @@ class TransferBatchWorkflow:
 
     # the steps ----------------------------------------------------------------------------
 
-    async def _claim(self, transfers: Sequence[_Transfer]) -> list[_Transfer]:
-        """Own every transfer id; those another request owns end FAILED at once, refused."""
+    async def _claim(
+        self, transfers: Sequence[_Transfer]
+    ) -> tuple[list[_Transfer], list[_Unfinished]]:
+        """Own every transfer id: the claimed; and those whose request ended before with nothing
+        moved, as their claim recorded, to settle by their entries (FAILED with the first run's
+        error). Those another request owns end FAILED at once, refused."""
         self._enter(TransferStep.ROUTING, transfers)
         claims = BatchClaims(
             claims=tuple(
@@ -159,14 +174,17 @@ class TransferBatchWorkflow:
             cancellation=policies.ABANDON_ON_CANCEL,
             start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
         )
-        claimed = []
+        claimed, ended = [], []
         for transfer, refusal in zip(transfers, found.refusals, strict=True):
             if refusal is None:
                 claimed.append(transfer)
+            elif ended_before(refusal):
+                transfer.claim_ended = True
+                ended.append(_Unfinished(transfer, refusal, TransferStep.REFUSED))
             else:
                 transfer.advance(TransferStatus.FAILED, TransferStep.REFUSED, refusal)
         self._show()
-        return claimed
+        return claimed, ended
 
     async def _debit(self, claimed: list[_Transfer]) -> tuple[list[_Transfer], list[_Unfinished]]:
         """Debit the sources: the debited, and the refused to settle (a refusal for another
@@ -246,18 +264,20 @@ class TransferBatchWorkflow:
                 BatchActivities.refund_batch, transfers, policies.WAIT_ON_CANCEL, "refund",
                 source=True,
             )  # fmt: skip
-            stuck = []
+            stuck, marked = [], []
             for item, refund in zip(to_refund, results, strict=True):
                 transfer = item.transfer
                 if isinstance(refund, TransferError):
                     transfer.advance(TransferStatus.COMPENSATING, TransferStep.REFUND_STUCK, refund)
                     stuck.append(item)
                     continue
-                transfer.entries.append(refund)
+                if refund not in transfer.entries[-1:]:  # settled again: recorded once
+                    transfer.entries.append(refund)
                 if refund.marker:  # the debit never applied, and now it never will
-                    transfer.advance(TransferStatus.FAILED, item.failed_step, item.reason)
+                    marked.append(item)
                 else:
                     transfer.advance(TransferStatus.COMPENSATED, TransferStep.REFUNDED, item.reason)
+            await self._end_failed(marked)
             if bool(stuck) != stuck_shown:  # `RefundStuck` while some refund waits
                 stuck_shown = bool(stuck)
                 workflow.upsert_search_attributes(
@@ -271,6 +291,47 @@ class TransferBatchWorkflow:
                         TransferStatus.COMPENSATING, TransferStep.REFUNDING, item.reason
                     )
             to_refund = stuck
+
+    async def _end_failed(self, marked: list[_Unfinished]) -> None:
+        """End FAILED the transfers whose refund was a marker. Where their source's entries
+        cannot say so (no account held the marker), their claim records the end first, then they
+        settle once more (see LedgerSaga._ending_recorded): a debit that a concurrent run of the
+        request slipped in is refunded, a credit found completes the transfer."""
+        to_record = [item for item in marked if not item.transfer.claim_ended]
+        recorded = await self._record_endings(to_record) if to_record else set()
+        for item in marked:
+            if id(item) not in recorded:
+                item.transfer.advance(TransferStatus.FAILED, item.failed_step, item.reason)
+        again = [item for item in to_record if id(item) in recorded]
+        if again:
+            await self._settle(again)
+
+    async def _record_endings(self, items: list[_Unfinished]) -> set[int]:
+        """`end_claim_batch` for `items` (since CLAIM_RECORDS_ENDING): the ids of those items
+        whose claim now records their end."""
+        if not records_ending():
+            return set()
+        for item in items:
+            item.transfer.claim_ended = True
+        endings = BatchEndings(
+            endings=tuple(
+                ClaimEnding(
+                    transfer_id=item.transfer.request.transfer_id,
+                    fingerprint=item.transfer.request.fingerprint(),
+                    source_account_id=item.transfer.request.source_account_id,
+                    error=item.reason,
+                )
+                for item in items
+            )
+        )
+        done = await run_step(
+            BatchActivities.end_claim_batch,
+            endings,
+            summary=f"record the end of {len(items):,} transfers on their claims",
+            cancellation=policies.WAIT_ON_CANCEL,
+            start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
+        )
+        return {id(item) for item, ended in zip(items, done.recorded, strict=True) if ended}
 
     async def _step(
         self,

@@ -57,12 +57,6 @@ async def test_single_run_of_a_same_shard_transfer_a_batch_debited_agrees_with_i
     assert single.status == TransferStatus.COMPLETED, single
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a transfer FAILED for AccountNotFound leaves no marker "
-    "(nothing_to_compensate); "
-    "once the accounts exist, the same request in another batch completes and moves the money",
-)
 async def test_a_transfer_failed_for_an_unknown_source_stays_failed_when_run_again(
     transfers: TransfersClient,
     accounts: Accounts,
