@@ -218,7 +218,12 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     """Compensate the debit (or a post's capture): pays back even a frozen or closed account.
 
     With no debit recorded, a marker is written so that the debit can never land afterwards.
+    Where the id's entries here are another request's (a deposit or withdrawal given this id),
+    this request's debit can never land here either: nothing is owed, and the answer is a
+    marker that was not written (as plan_fence_credit's), not a refusal that no retry changes.
     """
+    if other_request(ctx):
+        return _unwritten_marker(ctx, EntryKind.REFUND, step)
     replay = replay_of(ctx, EntryKind.REFUND, step.account_id, step.amount)
     if replay:
         return replay

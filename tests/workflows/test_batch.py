@@ -186,6 +186,29 @@ async def test_a_batch_cancelled_before_its_debits_fails_them_all(
     await record_history(client.get_workflow_handle(batch_workflow_id(batch_id)), "batch_cancelled")
 
 
+async def test_a_cancelled_transfer_whose_id_names_a_deposit_on_its_source_ends_failed(
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    """The deposit was given the transfer's id (`--entry-id`: no claim): this request's debit can
+    never land on that shard, so its refund is owed nothing; it used to be refused for ever."""
+    source = await accounts.open(shard=0)
+    target = await accounts.open(shard=1)
+    transfer = request_for(source, target, 100)
+    await accounts.ledger.deposit(transfer.transfer_id, source, 1_000)
+
+    async with accounts.row_locked(source):  # the debit waits for the row
+        batch_id = await transfers.start_batch([transfer])
+        await accounts.until_lock_waiters(source)
+        assert await transfers.cancel_batch(batch_id)
+        await until_every_step(transfers, batch_id, "refunding")
+    outcome = await asyncio.wait_for(transfers.batch_outcome(batch_id), 30)
+
+    assert ends(outcome) == [("FAILED", "cancelled", "Cancelled")]
+    assert await accounts.balance(source) == 1_000
+
+
 async def test_a_batch_cancelled_before_its_credits_refunds_the_debited(
     transfers: TransfersClient,
     client: Client,
