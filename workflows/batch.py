@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -100,6 +100,7 @@ class _Unfinished:
     failed_step: TransferStep = TransferStep.CANCELLED
 
 
+R = TypeVar("R")
 BatchStep = Callable[[BatchActivities, BatchSteps], Awaitable[BatchStepResults]]
 
 
@@ -167,12 +168,11 @@ class TransferBatchWorkflow:
                 for t in transfers
             )
         )
-        found = await run_step(
+        found = await _batched(
             BatchActivities.claim_batch,
             claims,
-            summary=f"claim {len(transfers):,} transfer ids",
-            cancellation=policies.ABANDON_ON_CANCEL,
-            start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
+            f"claim {len(transfers):,} transfer ids",
+            policies.ABANDON_ON_CANCEL,
         )
         claimed, ended = [], []
         for transfer, refusal in zip(transfers, found.refusals, strict=True):
@@ -324,12 +324,11 @@ class TransferBatchWorkflow:
                 for item in items
             )
         )
-        done = await run_step(
+        done = await _batched(
             BatchActivities.end_claim_batch,
             endings,
-            summary=f"record the end of {len(items):,} transfers on their claims",
-            cancellation=policies.WAIT_ON_CANCEL,
-            start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
+            f"record the end of {len(items):,} transfers on their claims",
+            policies.WAIT_ON_CANCEL,
         )
         return {id(item) for item, ended in zip(items, done.recorded, strict=True) if ended}
 
@@ -358,13 +357,7 @@ class TransferBatchWorkflow:
             )
         )
         try:
-            done = await run_step(
-                step,
-                steps,
-                summary=f"{verb} {len(transfers):,} transfers",
-                cancellation=cancellation,
-                start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
-            )
+            done = await _batched(step, steps, f"{verb} {len(transfers):,} transfers", cancellation)
         except Refused as refusal:  # the step refused the whole batch: a bug, not a business end
             raise RuntimeError(f"{verb} refused a whole batch: {refusal.error}") from refusal
         return done.results
@@ -402,3 +395,19 @@ class TransferBatchWorkflow:
         """The Web UI's current details: the batch's phase and its counts so far."""
         line = summary_line(self._batch.transfers, self._counts())
         workflow.set_current_details(f"**{self._phase}**: {line}")
+
+
+async def _batched(
+    step: Callable[..., Awaitable[R]],
+    argument: object,
+    summary: str,
+    cancellation: workflow.ActivityCancellationType,
+) -> R:
+    """One batched ledger activity: a shard step's options, with a batch's time per attempt."""
+    return await run_step(
+        step,
+        argument,
+        summary=summary,
+        cancellation=cancellation,
+        start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
+    )

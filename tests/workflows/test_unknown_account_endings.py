@@ -62,6 +62,18 @@ def _failed_unknown(outcome: TransferOutcome, account_id: str) -> None:
     assert account_id in outcome.error.message
 
 
+async def _nothing_moved(
+    accounts: Accounts, outcome: TransferOutcome, source: str, target: str
+) -> None:
+    """The source keeps the 1 000 it was funded with once opened; the audit is clean."""
+    await assert_settled(
+        accounts.ledger,
+        outcome,
+        opening={source: 1_000, target: 0},
+        balances={source: 1_000, target: 0},
+    )
+
+
 async def _open(accounts: Accounts, account_id: str, balance: int) -> None:
     await accounts.ledger.open_account(account_id, "USD")
     if balance:
@@ -104,12 +116,7 @@ async def test_a_single_transfer_failed_for_an_unknown_source_stays_failed_when_
     # the same end, the first run's error; not COMPLETED (money moved) nor COMPENSATED
     _failed_unknown(again, source)
     assert again.step == TransferStep.REFUSED
-    await assert_settled(
-        accounts.ledger,
-        again,
-        opening={source: 1_000, target: 0},
-        balances={source: 1_000, target: 0},
-    )
+    await _nothing_moved(accounts, again, source, target)
     # its ending is on the shards now as markers too: a third run decides the same
     kinds = sorted(row.kind for row in await entries_of(accounts.ledger, request.transfer_id))
     assert kinds == ["credit", "refund"], kinds
@@ -143,12 +150,7 @@ async def test_a_pending_transfer_refused_for_an_unknown_source_holds_nothing_wh
 
     _failed_unknown(again, source)  # not HELD: no hold to post
     assert (await accounts.ledger.get_account(source)).held == 0
-    await assert_settled(
-        accounts.ledger,
-        again,
-        opening={source: 1_000, target: 0},
-        balances={source: 1_000, target: 0},
-    )
+    await _nothing_moved(accounts, again, source, target)
 
 
 async def test_a_batch_transfer_failed_for_an_unknown_source_run_again_as_a_single_transfer(
@@ -172,12 +174,7 @@ async def test_a_batch_transfer_failed_for_an_unknown_source_run_again_as_a_sing
     again = await _run_again(client, settings, request)
 
     _failed_unknown(again, source)
-    await assert_settled(
-        accounts.ledger,
-        again,
-        opening={source: 1_000, target: 0},
-        balances={source: 1_000, target: 0},
-    )
+    await _nothing_moved(accounts, again, source, target)
 
 
 async def test_a_transfer_of_existing_accounts_ends_as_before(
