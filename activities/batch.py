@@ -105,19 +105,24 @@ class BatchActivities(LedgerActivities):
         with refusals_are_final(first, kind):
             results = await step(steps)
         self._committed(kind)
+        # A line per transfer at DEBUG only: at INFO, a line for each of thousands of transfers a
+        # second cost the worker a sixth of its CPU (BENCHMARKS.md, "Batches"); asked once a step.
+        per_transfer = activity.logger.isEnabledFor(logging.DEBUG)
         outcomes = tuple(
-            _outcome(kind, request, result) for request, result in zip(steps, results, strict=True)
+            _outcome(kind, request, result, per_transfer=per_transfer)
+            for request, result in zip(steps, results, strict=True)
         )
         _log_counts(kind, first, results)
         return BatchStepResults(results=outcomes)
 
 
-def _outcome(kind: str, step: BatchStep, result: StepResult | BusinessError) -> StepOutcome:
+def _outcome(
+    kind: str, step: BatchStep, result: StepResult | BusinessError, *, per_transfer: bool
+) -> StepOutcome:
     if isinstance(result, BusinessError):
         return refusal_of(step.transfer_id, kind, result)
-    # A line per transfer at DEBUG only: at INFO, a line for each of thousands of transfers a
-    # second cost the worker a sixth of its CPU (BENCHMARKS.md, "Batches").
-    log_applied(result, logging.DEBUG)
+    if per_transfer:
+        log_applied(result, logging.DEBUG)
     return applied_entry(result)
 
 

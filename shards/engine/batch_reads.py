@@ -12,28 +12,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from psycopg.rows import args_row
 from sqlalchemy import Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from shards.compiled import Compiled, Driver
-from shards.engine.account_state import AccountState, LapsedHold
+from shards.engine.account_state import ACCOUNT_COLUMN_NAMES, AccountState, LapsedHold
 from shards.engine.changes import PriorEntry
 from shards.engine.reads import LapsedOnAccount, lapsed_holds
 from shards.schema import accounts, entries, holds
 
 _ACCOUNT_IDS = bindparam("account_ids", type_=ARRAY(Text))
-
-
-@dataclass(frozen=True)
-class _AccountRow:
-    account_id: str
-    currency: str
-    balance: int
-    held: int
-    status: str
-    version: int
 
 
 @dataclass(frozen=True)
@@ -62,14 +53,7 @@ class BatchEntry:
 
 def _accounts(*, lock: bool) -> Compiled:
     query = (
-        select(
-            accounts.c.account_id,
-            accounts.c.currency,
-            accounts.c.balance,
-            accounts.c.held,
-            accounts.c.status,
-            accounts.c.version,
-        )
+        select(*(accounts.c[name] for name in ACCOUNT_COLUMN_NAMES))  # AccountState's order
         .where(accounts.c.account_id == any_(_ACCOUNT_IDS))
         .order_by(accounts.c.account_id)  # row locks are taken in this order
     )
@@ -105,27 +89,25 @@ async def read_batch(
     connection: Driver, account_ids: Collection[str], transfer_ids: Collection[str], *, lock: bool
 ) -> ShardRead:
     """The batch's accounts (locked first under `lock`), then its transfers' entries."""
-    rows = await _ACCOUNTS[lock].objects(
-        connection, _AccountRow, account_ids=sorted(set(account_ids))
+    read = await _ACCOUNTS[lock].rows(
+        connection, args_row(_unlapsed), account_ids=sorted(set(account_ids))
     )
     found = await _ENTRIES.objects(connection, BatchEntry, transfer_ids=sorted(set(transfer_ids)))
     prior: defaultdict[str, dict[str, PriorEntry]] = defaultdict(dict)
     for entry in found:
         prior[entry.transfer_id][entry.kind] = entry.prior()
-    lapsed = await _lapsed(connection, [row.account_id for row in rows if row.held > 0])
-    states = {
-        row.account_id: AccountState(
-            row.account_id,
-            row.currency,
-            row.balance,
-            row.held,
-            row.status,
-            row.version,
-            tuple(lapsed[row.account_id]),
-        )
-        for row in rows
-    }
+    states = {state.account_id: state for state in read}
+    lapsed = await _lapsed(connection, [state.account_id for state in read if state.held > 0])
+    for account_id, holds_lapsed in lapsed.items():
+        states[account_id] = replace(states[account_id], lapsed=tuple(holds_lapsed))
     return ShardRead(states, prior, len(found))
+
+
+def _unlapsed(
+    account_id: str, currency: str, balance: int, held: int, status: str, version: int
+) -> AccountState:
+    """An account row (ACCOUNT_COLUMN_NAMES) as its state, before its lapsed holds are read."""
+    return AccountState(account_id, currency, balance, held, status, version, ())
 
 
 async def _lapsed(connection: Driver, held_account_ids: list[str]) -> dict[str, list[LapsedHold]]:

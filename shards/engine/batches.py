@@ -29,7 +29,7 @@ from shards.engine.writes import lapsed_releases, step_results
 from shards.errors import BusinessError
 from shards.lock_strategy import LockStrategy
 from shards.records import BatchStep, StepResult
-from shards.router import ShardRouter
+from shards.router import ShardRouter, shard_index
 from shards.shard import Shard
 
 BatchPlan = Callable[[StepContext, Step], Change | Replay]
@@ -75,10 +75,11 @@ class BatchRunner:
                     batch_step.amount,
                     batch_step.currency,
                 )
-                shard = self.router.index_for(step.account_id)
             except BusinessError as error:
                 outcomes[index] = error
                 continue
+            # the id was checked just above: routed without the router's second check
+            shard = shard_index(step.account_id, len(self.router.shards))
             by_shard[shard].append(_Routed(index, step, batch_step.fingerprint))
         shards = list(by_shard.items())
         done = await asyncio.gather(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+from shards.audit import run_audit
 from shards.errors import (
     AccountNotFound,
     AccountNotOpen,
@@ -215,3 +217,39 @@ async def test_entries_of_a_batch_are_those_a_single_step_writes(
     again = await ledger.debit_batch([single])
     assert (replayed.replayed, replayed.balance_after) == (True, 90)
     assert summary(again) == [("debit", 80, False, True)]
+
+
+async def test_a_batch_sweeps_a_lapsed_hold_once_and_debits_against_what_it_frees(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    held = await open_funded(ledger, new_id("acc"), 100)
+    plain = await open_funded(ledger, new_id("acc"), 100)
+    lapsed, live = new_id("t"), new_id("t")
+    await ledger.hold(lapsed, held, 80, ttl_s=1)
+    await asyncio.sleep(1.2)  # a little past the 1 s time-to-live
+    await ledger.hold(live, held, 5, ttl_s=60)
+
+    outcomes = await ledger.debit_batch(
+        [
+            step(new_id("t"), held, 60),
+            step(new_id("t"), plain, 7),
+            step(new_id("t"), held, 30),
+            step(new_id("t"), held, 6),
+        ]
+    )
+
+    # 95 available once the lapsed 80 is released: 60 and 30 fit, then 5 is left, not 6
+    assert summary(outcomes) == [
+        ("debit", 40, False, False),
+        ("debit", 93, False, False),
+        ("debit", 10, False, False),
+        InsufficientFunds,
+    ]
+    view = await ledger.get_account(held)
+    assert (view.balance, view.held, view.available) == (10, 5, 5)
+    swept = await ledger.get_hold(lapsed, held)
+    assert swept is not None
+    assert swept.status == "released"
+    assert await entry_count(ledger.router, transfer_id=lapsed) == 2  # its hold, one release
+    report = await run_audit(ledger.router)
+    assert held not in report.account_mismatches
