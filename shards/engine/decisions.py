@@ -222,12 +222,16 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     this request's debit can never land here either: nothing is owed, and the answer is a
     marker that was not written (as plan_fence_credit's), not a refusal that no retry changes.
     """
-    if other_request(ctx):
+    original = ctx.prior.get(EntryKind.DEBIT) or ctx.prior.get(EntryKind.CAPTURE)
+    # A debit that may be this request's (its digest, or none: older than migration 0002) is
+    # owed even beside another request's entries: replay_of refuses it (IdempotencyConflict,
+    # refund-stuck) for an operator to settle, never a FAILED while it stands.
+    maybe_ours = original is not None and original.fingerprint in (None, ctx.fingerprint)
+    if not maybe_ours and other_request(ctx):
         return _unwritten_marker(ctx, EntryKind.REFUND, step)
     replay = replay_of(ctx, EntryKind.REFUND, step.account_id, step.amount)
     if replay:
         return replay
-    original = ctx.prior.get(EntryKind.DEBIT) or ctx.prior.get(EntryKind.CAPTURE)
     absent = nothing_to_compensate(ctx, EntryKind.REFUND, step)
     if absent:
         return absent
@@ -365,6 +369,15 @@ def plan_transfer_within_shard(
     credit = replay_of(ctx, EntryKind.CREDIT, target_account_id, source.amount)
     if debit and credit:
         return Replay(debit.results + credit.results)
+    found = EntryKind.DEBIT if debit else EntryKind.CREDIT if credit else None
+    if found is not None and (
+        ctx.fingerprint is None or ctx.prior[found].fingerprint != ctx.fingerprint
+    ):
+        # Only this very request's half (its digest on it) is another run's first step; an entry
+        # older than migration 0002 carries no digest and may be another transfer's side.
+        raise IdempotencyConflict(
+            f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
+        )
     # Both accounts are judged before either balance, as when neither side was found.
     sides = []
     if not debit:  # a debit found stands, even if its account was frozen since
