@@ -369,9 +369,9 @@ def plan_transfer_within_shard(
     credit = replay_of(ctx, EntryKind.CREDIT, target_account_id, source.amount)
     if debit and credit:
         return Replay(debit.results + credit.results)
-    found = EntryKind.DEBIT if debit else EntryKind.CREDIT if credit else None
-    if found is not None and (
-        ctx.fingerprint is None or ctx.prior[found].fingerprint != ctx.fingerprint
+    half = EntryKind.DEBIT if debit else EntryKind.CREDIT if credit else None
+    if half is not None and (
+        ctx.fingerprint is None or ctx.prior[half].fingerprint != ctx.fingerprint
     ):
         # Only this very request's half (its digest on it) is another run's first step; an entry
         # older than migration 0002 carries no digest and may be another transfer's side.
