@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
+from activities.batch import BatchActivities
 from activities.ledger import LedgerActivities
 from shards.errors import InfrastructureError, StackFileError
 from shards.ledger import Ledger
@@ -33,6 +34,7 @@ from transfers.ops.observability import Observability, ObservabilityError
 from transfers.ops.tuned_worker import run_until, tuned_worker
 from transfers.settings import Settings, load_settings, settings_problem
 from transfers.temporal_connection import connect_temporal
+from workflows.batch import TransferBatchWorkflow
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -57,14 +59,20 @@ def build_worker(
     activities: LedgerActivities,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """The Temporal worker for transfers: the transfer workflows, the ledger activities, our
-    metrics, and any other `interceptors` (tracing)."""
+    """The Temporal worker for transfers: the transfer workflows, the ledger activities (single
+    and batched), our metrics, and any other `interceptors` (tracing)."""
+    batch = (
+        activities
+        if isinstance(activities, BatchActivities)
+        else BatchActivities(activities.ledger)
+    )
     return tuned_worker(
         client,
         settings,
-        workflows=[TransferWorkflow, PendingTransferWorkflow],
+        workflows=[TransferWorkflow, PendingTransferWorkflow, TransferBatchWorkflow],
         activities=[
             activities.claim,
+            activities.end_claim,
             activities.route,
             activities.debit,
             activities.credit,
@@ -75,6 +83,12 @@ def build_worker(
             activities.hold,
             activities.post,
             activities.void,
+            batch.claim_batch,
+            batch.end_claim_batch,
+            batch.debit_batch,
+            batch.credit_batch,
+            batch.fence_credit_batch,
+            batch.refund_batch,
         ],
         interceptors=[TransferMetrics(), *interceptors],
     )

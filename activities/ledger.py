@@ -8,6 +8,7 @@ Every step is idempotent by (transfer_id, kind) in the shard, so a retry replays
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,18 +20,20 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
     AppliedEntry,
+    ClaimEnding,
     ClaimRequest,
     HoldApplied,
     HoldRequest,
     PostRequest,
     Route,
     StepRequest,
+    TransferError,
     TransferRequest,
     WithinShardRequest,
 )
 from shards.enums import HoldStatus
 from shards.errors import BusinessError, HoldNotActive, InfrastructureError
-from shards.records import StepResult
+from shards.records import Ending, StepResult
 
 if TYPE_CHECKING:  # the worker imports the Ledger; the client imports this module without it
     from shards.ledger import Ledger
@@ -62,7 +65,7 @@ class LedgerActivities:
     async def claim(self, request: ClaimRequest) -> Route:
         """A saga's first step: make this request the owner of its transfer id (refused with
         IdempotencyConflict if another request has it), and route both sides."""
-        with _refusals_are_final(request.transfer_id, "claim"):
+        with refusals_are_final(request.transfer_id, "claim"):
             await self.ledger.claim(request.transfer_id, request.fingerprint)
             router = self.ledger.router
             route = Route(
@@ -73,11 +76,21 @@ class LedgerActivities:
         return route
 
     @activity.defn
+    async def end_claim(self, ending: ClaimEnding) -> bool:
+        """A transfer ends FAILED with nothing moved: where its source's entries do not record it
+        (no account to write the refund marker on), its claim records the ending (True), and
+        a later run of the request is refused with the same error."""
+        with refusals_are_final(ending.transfer_id, "end_claim"):
+            recorded = await self.ledger.end_claims([ending_of(ending)])
+        self._committed("end_claim")
+        return recorded[0]
+
+    @activity.defn
     async def route(self, request: TransferRequest) -> Route:
         """The shard of each account, for runs recorded before `claim` (which routes too). Run as
         a local activity so that the answer is recorded in history: a replay never re-computes
         it, even if SHARD_DSNS changed since."""
-        with _refusals_are_final(request.transfer_id, "route"):
+        with refusals_are_final(request.transfer_id, "route"):
             router = self.ledger.router
             return Route(
                 source_shard=router.index_for(request.source_account_id),
@@ -115,7 +128,7 @@ class LedgerActivities:
         self, request: WithinShardRequest
     ) -> tuple[AppliedEntry, AppliedEntry]:
         """Debit and credit two accounts of one shard in one transaction."""
-        with _refusals_are_final(request.transfer_id, "transfer within shard"):
+        with refusals_are_final(request.transfer_id, "transfer within shard"):
             debit, credit = await self.ledger.transfer_within_shard(
                 request.transfer_id,
                 request.source_account_id,
@@ -125,14 +138,14 @@ class LedgerActivities:
                 request.fingerprint,
             )
         self._committed("transfer_within_shard")
-        _log_applied(debit)
-        _log_applied(credit)
-        return _entry(debit), _entry(credit)
+        log_applied(debit)
+        log_applied(credit)
+        return applied_entry(debit), applied_entry(credit)
 
     @activity.defn
     async def hold(self, request: HoldRequest) -> HoldApplied:
         """Hold the amount on the source until its shard's clock passes now + ttl_s."""
-        with _refusals_are_final(request.transfer_id, "hold"):
+        with refusals_are_final(request.transfer_id, "hold"):
             hold = await self.ledger.hold(
                 request.transfer_id,
                 request.account_id,
@@ -163,13 +176,13 @@ class LedgerActivities:
     async def post(self, request: PostRequest) -> AppliedEntry:
         """Post the hold: take it (or `amount` of it, giving the rest back) as the source's
         debit, an entry of kind `capture`."""
-        with _refusals_are_final(request.transfer_id, "capture"):
+        with refusals_are_final(request.transfer_id, "capture"):
             result = await self.ledger.post(
                 request.transfer_id, request.account_id, request.amount, request.fingerprint
             )
         self._committed("capture")
-        _log_applied(result)
-        return _entry(result)
+        log_applied(result)
+        return applied_entry(result)
 
     @activity.defn(name="release")  # the activity type's name in recorded histories
     async def void(self, request: StepRequest) -> AppliedEntry:
@@ -186,7 +199,7 @@ class LedgerActivities:
         )
 
     async def _apply(self, kind: str, request: StepRequest, step: LedgerStep) -> AppliedEntry:
-        with _refusals_are_final(request.transfer_id, kind):
+        with refusals_are_final(request.transfer_id, kind):
             result = await step(
                 request.transfer_id,
                 request.account_id,
@@ -195,12 +208,12 @@ class LedgerActivities:
                 request.fingerprint,
             )
         self._committed(kind)
-        _log_applied(result)
-        return _entry(result)
+        log_applied(result)
+        return applied_entry(result)
 
 
 @contextmanager
-def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
+def refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
     """A business refusal stops the retries; infrastructure errors and the unexpected do not."""
     try:
         yield
@@ -209,9 +222,7 @@ def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
         # exceeds the server's failure size limit, and the Web UI would show no reason at all.
         raise ApplicationError(str(error), type=error.code) from None
     except BusinessError as error:
-        activity.logger.info(
-            "transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error
-        )
+        _log_refusal(transfer_id, step, error)
         raise ApplicationError(
             str(error),
             type=error.code,
@@ -221,7 +232,30 @@ def _refusals_are_final(transfer_id: str, step: str) -> Iterator[None]:
         ) from error
 
 
-def _entry(result: StepResult) -> AppliedEntry:
+def refusal_of(transfer_id: str, step: str, error: BusinessError) -> TransferError:
+    """A refusal returned, not raised (one transfer of a batched step): the type and message
+    the workflow reads off the ApplicationError that `refusals_are_final` raises for one step."""
+    _log_refusal(transfer_id, step, error)
+    return TransferError(type=error.code, message=str(error))
+
+
+def _log_refusal(transfer_id: str, step: str, error: BusinessError) -> None:
+    activity.logger.info("transfer %s: %s refused: %s: %s", transfer_id, step, error.code, error)
+
+
+def ending_of(ending: ClaimEnding) -> Ending:
+    """The shard layer's record of an ending."""
+    return Ending(
+        transfer_id=ending.transfer_id,
+        fingerprint=ending.fingerprint,
+        source_account_id=ending.source_account_id,
+        code=ending.error.type,
+        message=ending.error.message,
+    )
+
+
+def applied_entry(result: StepResult) -> AppliedEntry:
+    """The entry a step applied, as the history records it (no balance)."""
     return AppliedEntry(
         kind=result.kind,
         account_id=result.account_id,
@@ -231,14 +265,19 @@ def _entry(result: StepResult) -> AppliedEntry:
     )
 
 
-def _log_applied(result: StepResult) -> None:
+def log_applied(result: StepResult, level: int = logging.INFO) -> None:
     """One line a step; without the balance, which only the account's owner may see."""
-    how = "marker written" if result.marker else "replayed" if result.replayed else "applied"
-    activity.logger.info(
+    activity.logger.log(
+        level,
         "transfer %s: %s of %d on %s %s",
         result.transfer_id,
         result.kind,
         result.amount,
         result.account_id,
-        how,
+        how_applied(result),
     )
+
+
+def how_applied(result: StepResult) -> str:
+    """What a step did: applied, replayed, or wrote a marker."""
+    return "marker written" if result.marker else "replayed" if result.replayed else "applied"

@@ -129,6 +129,23 @@ class AppliedEntry(Model):
         return data
 
 
+class TransferError(Model):
+    """Why a transfer failed or was compensated: `type` is the business error's name."""
+
+    type: str
+    message: str
+
+
+class ClaimEnding(Model):
+    """Input of `end_claim`: a transfer ending FAILED with nothing moved (its refund, or its hold's
+    release, came back a marker), and its error, for its claim to keep where no entry can."""
+
+    transfer_id: Identifier
+    fingerprint: str
+    source_account_id: Identifier
+    error: TransferError
+
+
 class ClaimRequest(Model):
     """Input of `claim`, a saga's first step: own the transfer id, and route both sides."""
 

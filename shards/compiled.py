@@ -6,6 +6,12 @@ statements themselves on a 2-core machine (`transfers bench shards` measures it)
 path compiles each statement once here and hands the SQL to psycopg directly. The tables are
 still the one typed definition in shards.schema; psycopg still prepares the statements
 server-side after a few runs.
+
+Array parameters (the batched steps' `unnest` columns and `= ANY` lists) are sent in PostgreSQL's
+binary format: psycopg's text format quotes each element after a regular expression search,
+which took an eighth of the worker's CPU at thousands of batched transfers a second
+(BENCHMARKS.md, "Batches"). Every such parameter is cast in the SQL (`::TEXT[]`, `::BIGINT[]`),
+so the server reads the same values either way.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from psycopg.rows import AsyncRowFactory, class_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Driver = psycopg.AsyncConnection[Any]
@@ -39,7 +45,11 @@ class Compiled:
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         # Binds with no value are the caller's; those with one are literals such as `+ 1`.
         constants = compiled.construct_params(_check=False)
-        return cls(compiled.string, {k: v for k, v in constants.items() if v is not None})
+        sql = compiled.string
+        for bind, name in compiled.bind_names.items():
+            if isinstance(bind.type, sqltypes.ARRAY):  # `%(name)b`: psycopg dumps it in binary
+                sql = sql.replace(f"%({name})s", f"%({name})b")
+        return cls(sql, {k: v for k, v in constants.items() if v is not None})
 
     async def rows(
         self, connection: Driver, row_factory: AsyncRowFactory[T], **parameters: Any

@@ -27,7 +27,9 @@
     │   │                             forgotten after retention)
     │   ├── UnknownTransfer           a transfer without our search attributes (a foreign client's)
     │   ├── AlreadyFinished           cancelling a transfer that has ended
-    │   └── RefundNotStuck            no refund waits for an operator: nothing to retry or resolve
+    │   ├── RefundNotStuck            no refund waits for an operator: nothing to retry or resolve
+    │   └── Cancelled                 a transfer cancelled before its money moved (as recorded on
+    │                                 its claim, see `recorded_error`)
     └── InfrastructureError           a server could not answer now (retryable)
         ├── ShardUnavailable          connection refused or lost, or no pooled connection free
         ├── SerializationFailure      the database aborted the transaction to keep it serializable
@@ -165,6 +167,11 @@ class RefundNotStuck(BusinessError):
     """The transfer's refund is not waiting for an operator: nothing to retry or resolve."""
 
 
+class Cancelled(BusinessError):
+    """A transfer cancelled before its money moved: the error type its workflow ends with, found
+    again on its claim by a later run (see `recorded_error`)."""
+
+
 class InfrastructureError(TransfersError):
     """A server could not answer now; the same call may succeed later."""
 
@@ -217,3 +224,20 @@ BUSINESS_ERRORS: dict[str, type[BusinessError]] = {
         HoldNotActive,
     )
 }
+
+
+def recorded_error(code: str, message: str) -> BusinessError:
+    """The business error whose `code` and message were recorded (on a claim, see
+    shards.claims), rebuilt from this tree: BusinessError itself for a code it lacks."""
+    found = _BUSINESS_CODES.get(code, BusinessError)
+    return found(message)
+
+
+def _business_codes(root: type[BusinessError]) -> dict[str, type[BusinessError]]:
+    codes = {root.__name__: root}
+    for sub in root.__subclasses__():
+        codes |= _business_codes(sub)
+    return codes
+
+
+_BUSINESS_CODES = _business_codes(BusinessError)

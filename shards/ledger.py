@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Any
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
-from shards.claims import claim
+from shards.claims import claim, claim_many, compensated, end_claims
+from shards.engine.batches import BatchRunner
 from shards.engine.decisions import (
     Step,
     plan_credit,
@@ -28,13 +32,14 @@ from shards.engine.runner import Applied, ConflictRetry, Plan, StepRunner, valid
 from shards.errors import (
     AccountAlreadyExists,
     AccountNotFound,
+    BusinessError,
     InvalidTtl,
     RouteChanged,
     SameAccount,
 )
 from shards.fingerprints import fingerprint_of
 from shards.lock_strategy import LockStrategy
-from shards.records import AccountView, HoldView, StepResult
+from shards.records import AccountView, BatchStep, Ending, HoldView, StepResult
 from shards.router import ShardRouter
 from shards.schema import AccountStatus, EntryKind, HoldStatus, accounts, holds
 from shards.statements import StatementPage, read_statement
@@ -45,6 +50,16 @@ from shards.validation import (
     check_currency,
     check_transfer_id,
 )
+
+T = TypeVar("T")
+
+
+def _by_shard(router: ShardRouter, keys: Sequence[str], items: Sequence[T]) -> dict[int, list[T]]:
+    """`items` grouped by the shard each one's key (an account or transfer id) routes to."""
+    groups: dict[int, list[T]] = defaultdict(list)
+    for key, item in zip(keys, items, strict=True):
+        groups[router.index_for(key)].append(item)
+    return groups
 
 
 def _one(applied: Applied) -> StepResult:
@@ -86,6 +101,7 @@ class Ledger:
     ) -> None:
         self.router = router
         self.runner = StepRunner(router, LockStrategy(strategy), retry)
+        self.batches = BatchRunner(router, self.runner.strategy, self.runner.retry)
 
     @property
     def strategy(self) -> LockStrategy:
@@ -271,6 +287,81 @@ class Ledger:
         )
         debit, credit = sorted(applied.results, key=lambda result: result.kind != EntryKind.DEBIT)
         return debit, credit
+
+    # saga steps in batches: one outcome per step, in input order (see shards.engine.batches) --
+
+    async def claim_batch(self, claims: Sequence[tuple[str, str]]) -> list[BusinessError | None]:
+        """`claim` for many (transfer_id, fingerprint): None where the request owns the id, else
+        the error a single claim would raise (IdempotencyConflict, or the invalid id's)."""
+        outcomes: list[BusinessError | None] = [None] * len(claims)
+        by_shard: dict[int, list[tuple[int, tuple[str, str]]]] = defaultdict(list)
+        for index, (transfer_id, fingerprint) in enumerate(claims):
+            try:
+                shard = self.router.index_for(check_transfer_id(transfer_id))
+            except BusinessError as error:
+                outcomes[index] = error
+                continue
+            by_shard[shard].append((index, (transfer_id, fingerprint)))
+        groups = list(by_shard.items())
+        refusals = await asyncio.gather(
+            *(
+                claim_many(self.router.shards[shard], [pair for _, pair in group])
+                for shard, group in groups
+            )
+        )
+        for (_, group), refused in zip(groups, refusals, strict=True):
+            for (index, _), refusal in zip(group, refused, strict=True):
+                outcomes[index] = refusal
+        return outcomes
+
+    async def debit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`debit` for many transfers: per step its result, or the error `debit` would raise."""
+        return await self.batches.run(
+            steps, lambda ctx, step: plan_debit(ctx, step, EntryKind.DEBIT)
+        )
+
+    async def credit_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`credit` for many transfers: per step its result, or the error `credit` would raise."""
+        return await self.batches.run(
+            steps, lambda ctx, step: plan_credit(ctx, step, EntryKind.CREDIT)
+        )
+
+    async def fence_credit_batch(
+        self, steps: Sequence[BatchStep]
+    ) -> list[StepResult | BusinessError]:
+        """`fence_credit` for many transfers: the credit that landed, or a marker refusing it."""
+        return await self.batches.run(steps, plan_fence_credit)
+
+    async def refund_batch(self, steps: Sequence[BatchStep]) -> list[StepResult | BusinessError]:
+        """`refund` for many transfers: the refund, or a marker where nothing was debited."""
+        return await self.batches.run(steps, plan_refund)
+
+    async def end_claims(self, endings: Sequence[Ending]) -> list[bool]:
+        """Record on its claim the ending of each transfer whose source shows no compensation
+        (no refund or release entry, real or marker: its account did not exist when the saga
+        refunded): True for those, whose claim now hands the ending to a later run of the same
+        request (see shards.claims.claim); False where the source's entries record it already.
+
+        The saga then settles once more (fence, refund): a debit that a concurrent run of the
+        request slipped in meanwhile is refunded, a credit found completes it.
+        """
+        for ending in endings:
+            check_transfer_id(ending.transfer_id)
+            check_account_id(ending.source_account_id)
+        by_source = _by_shard(self.router, [e.source_account_id for e in endings], endings)
+        found = await asyncio.gather(
+            *(
+                compensated(self.router.shards[shard], [e.transfer_id for e in group])
+                for shard, group in by_source.items()
+            )
+        )
+        settled = set().union(*found)
+        unrecorded = [e for e in endings if e.transfer_id not in settled]
+        by_claim = _by_shard(self.router, [e.transfer_id for e in unrecorded], unrecorded)
+        await asyncio.gather(
+            *(end_claims(self.router.shards[shard], group) for shard, group in by_claim.items())
+        )
+        return [ending.transfer_id not in settled for ending in endings]
 
     # holds --------------------------------------------------------------------------------
 

@@ -44,3 +44,30 @@ class HoldView:
     expires_at: datetime
     expired: bool
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class BatchStep:
+    """One saga step of one transfer inside a batched call (see Ledger.debit_batch).
+
+    The same fields as a single step: `amount` in minor units, `fingerprint` the digest of the
+    transfer's request, written on its entries and compared with those found.
+    """
+
+    transfer_id: str
+    account_id: str
+    amount: int
+    currency: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a transfer ended with nothing moved, as its workflow reported it (the error's code
+    and message); `source_account_id` is where its refund (or a hold's release) would be."""
+
+    transfer_id: str
+    fingerprint: str
+    source_account_id: str
+    code: str
+    message: str

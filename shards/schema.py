@@ -150,6 +150,10 @@ class TransferClaim(Base):
 
     transfer_id: Mapped[str] = mapped_column(Text, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
+    # The error of an ending with nothing moved that no entry records: its source had no account
+    # to hold the refund marker (see shards.claims.end_claims). NULL otherwise, and before 0005.
+    ended_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ended_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[DbTimestamp]
 
     __table_args__ = (CheckConstraint(f"transfer_id {ID_CHECK}", name="transfer_id_format"),)

@@ -63,6 +63,7 @@ from shards.errors import TemporalUnavailable as TemporalUnavailable
 from shards.errors import TransferNotFound as TransferNotFound
 from shards.errors import TransfersError as TransfersError
 from shards.money import format_amount
+from transfers.batch_client import BatchClient, BatchMember
 from transfers.settings import Settings
 from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
 from transfers.ui_links import workflows_page
@@ -117,8 +118,9 @@ def workflow_id(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
 
 
-class TransfersClient:
-    """Submit and follow transfers; the API that the `transfers` CLI uses."""
+class TransfersClient(BatchClient):
+    """Submit and follow transfers, one by one or in batches (`submit_batch`, see
+    transfers.batch_client); the API that the `transfers` CLI uses."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
@@ -177,7 +179,30 @@ class TransfersClient:
         )
 
     async def status(self, transfer_id: str) -> TransferOutcome:
-        """Where a transfer is: its status query while running, its result once closed."""
+        """Where a transfer is: its status query while running, its result once closed.
+
+        A workflow of the id whose request was refused at its claim does not speak for the id:
+        the batch transfer whose request owns it is reported instead (see `locate`).
+        """
+        run = await self._run_status(transfer_id)
+        member = await self.batch_owning(transfer_id, run)
+        return run if member is None else member.outcome
+
+    async def locate(self, transfer_id: str) -> TransferOutcome | BatchMember:
+        """The transfer as `status` reports it, or the batch transfer (`BatchMember`, which
+        says which batch) where the id has no workflow of its own or that one was refused at
+        its claim; `TransferNotFound` if neither is found."""
+        try:
+            run = await self._run_status(transfer_id)
+        except TransferNotFound:
+            member = await self.find_batch(transfer_id)
+            if member is None:
+                raise
+            return member
+        return await self.batch_owning(transfer_id, run) or run
+
+    async def _run_status(self, transfer_id: str) -> TransferOutcome:
+        """The status of the id's own workflow (`transfer-{id}`)."""
         handle = self._handle(transfer_id)
         description = await self._describe(handle, transfer_id)
         if description.status != WorkflowExecutionStatus.RUNNING:

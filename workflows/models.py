@@ -1,7 +1,8 @@
 """Frozen pydantic models exchanged by clients and workflows (the wire contract).
 
 The activities' inputs and outputs are drawn one floor below, in `activities.models`; so is
-`TransferRequest` (the `route` activity takes it), re-exported here with `AppliedEntry` for clients.
+`TransferRequest` (the `route` activity takes it) and `TransferError` (a batched step's refusal),
+re-exported here with `AppliedEntry` for clients.
 Every model refuses unknown fields. Amounts are integer minor units (JSON numbers).
 """
 
@@ -11,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
-from activities.models import AppliedEntry, HoldSeconds, Model, TransferRequest
+from activities.models import AppliedEntry, HoldSeconds, Model, TransferError, TransferRequest
 from shards.errors import InvalidInput
 
 # The client's API: a transfer's request, and the entries of its outcome.
@@ -110,13 +111,6 @@ def check_note(note: str) -> str:
     if len(note) > MAX_NOTE_CHARS:
         raise InvalidInput(f"the note has {len(note)} characters; at most {MAX_NOTE_CHARS}")
     return note
-
-
-class TransferError(Model):
-    """Why a transfer failed or was compensated: `type` is the business error's name."""
-
-    type: str
-    message: str
 
 
 class TransferOutcome(Model):

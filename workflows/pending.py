@@ -64,12 +64,12 @@ class PendingTransferWorkflow(LedgerSaga):
         if not self._legacy:
             try:
                 await self._claim()
-            except Refused as refusal:  # another request owns the id: nothing of this is written
-                return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal.error)
+            except Refused as refusal:
+                return await self._claim_refused(refusal.error)
             except asyncio.CancelledError:
                 refused = await self._claimed_after_cancel()
                 if refused:
-                    return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refused)
+                    return await self._claim_refused(refused)
                 reason = cancelled("before the hold was placed")
                 return await self._void_and_finish(
                     TransferStatus.FAILED, TransferStep.CANCELLED, reason
@@ -237,10 +237,26 @@ class PendingTransferWorkflow(LedgerSaga):
             return self._finish(status, step, reason)
         if release.kind == EntryKind.CAPTURE:
             return await shielded(self._deliver(release))
-        self._record(release)
+        if release not in self._entries[-1:]:  # voided again (see _ending_recorded): once
+            self._record(release)
         if release.kind == EntryKind.REFUND:
             return self._finish(TransferStatus.COMPENSATED, TransferStep.REFUNDED, reason)
+        if (
+            release.marker
+            and status == TransferStatus.FAILED
+            and reason is not None
+            and await self._ending_recorded(reason)
+        ):  # no account held the marker: the claim records the end; a hold slipped in is voided
+            return await self._void_and_finish(status, step, reason)
         return self._finish(status, step, reason)
+
+    async def _claim_refused(self, refusal: TransferError) -> TransferOutcome:
+        """Another request owns the id: FAILED, nothing of this one is written. Or this request
+        ended before with nothing moved, as its claim recorded: it ends so again, by its entries
+        (a void: a release marker once the source exists), FAILED with the first run's error."""
+        if self._ended_before(refusal):
+            return await self._void_and_finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal)
+        return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal)
 
     # the steps ----------------------------------------------------------------------------
 

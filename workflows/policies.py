@@ -57,3 +57,13 @@ ROUTE_RETRY = RetryPolicy(
     maximum_attempts=0,  # unlimited
     non_retryable_error_types=sorted(BUSINESS_ERRORS),
 )
+
+# A batched step (workflows/batch.py) is one transaction per shard for up to MAX_BATCH_SIZE
+# transfers: each statement is still bounded by the shard's statement_timeout (15 s), but a shard
+# runs a few of them (locks, entries, balances), so an attempt gets twice a single step's time.
+BATCH_STEP_START_TO_CLOSE = timedelta(seconds=60)
+
+# A batch's refund refused for a business reason (the single saga waits for an operator's Update)
+# is tried again after this, for ever, with the batch's `RefundStuck` search attribute set: its
+# cause (an account closed by hand, ...) is fixed on the shard, then the refund goes through.
+BATCH_REFUND_RETRY_INTERVAL = timedelta(minutes=1)

@@ -17,7 +17,7 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from activities.models import ClaimRequest, Route, StepRequest
+    from activities.models import ClaimEnding, ClaimRequest, Route, StepRequest
     from shards.money import format_amount
     from workflows import policies
     from workflows.models import (
@@ -31,8 +31,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.saga_steps import (
         SETTLE_BY_ENTRIES,
         Refused,
+        ended_before,
         entries_decide,
         lean_history,
+        records_ending,
         refund_stuck_visible,
         run_step,
         shielded,
@@ -75,6 +77,8 @@ class LedgerSaga:
         self._legacy = False
         # Once an Update has decided, steps run as regular activities (see run_step's `durable`).
         self._durable = False
+        # The claim records how this request ended (found there, or recorded by _ending_recorded).
+        self._claim_ended = False
 
     @workflow.query
     def status(self) -> TransferOutcome:
@@ -197,6 +201,14 @@ class LedgerSaga:
             f"claim {request.transfer_id}: {self._accounts()}",
         )
 
+    def _ended_before(self, refusal: TransferError) -> bool:
+        """Whether the claim refused this request with its own earlier end (see ended_before):
+        then it ends so again, by its entries, and records nothing more on its claim."""
+        if self._legacy or not ended_before(refusal):
+            return False
+        self._claim_ended = True
+        return True
+
     async def _claimed_after_cancel(self) -> TransferError | None:
         """After a cancellation stopped the claim: claim again, to the end (its commit may have
         been lost with its workflow task). The refusal when another request owns the id: then
@@ -267,10 +279,42 @@ class LedgerSaga:
         refund = await shielded(self._refund_until_settled())
         if refund is None:
             return self._finish(TransferStatus.COMPENSATED, TransferStep.RESOLVED_BY_OPERATOR)
-        self._record(refund)
+        if refund not in self._entries[-1:]:  # settled again (see _ending_recorded): once
+            self._record(refund)
         if refund.marker:  # the debit never applied, and now it never will
+            if await self._ending_recorded(reason):
+                return await self._settle(reason, failed_step)
             return self._finish(TransferStatus.FAILED, failed_step, reason)
         return self._finish(TransferStatus.COMPENSATED, TransferStep.REFUNDED, reason)
+
+    async def _ending_recorded(self, reason: TransferError) -> bool:
+        """Before reporting FAILED with a marker: where the source's entries cannot record this
+        end (the marker had no account to be written on), the claim records it, so that a later
+        run of the request ends so too instead of debiting an account opened since. True then,
+        and the caller settles once more: a debit that a concurrent run of the request slipped in
+        meanwhile is refunded (a credit found completes the transfer), so the status agrees with
+        the entries. Once a run at most, and only since CLAIM_RECORDS_ENDING."""
+        if self._legacy or self._claim_ended or not records_ending():
+            return False
+        self._claim_ended = True
+        request = self._request
+        try:
+            return await shielded(
+                self._execute(
+                    LedgerActivities.end_claim,
+                    ClaimEnding(
+                        transfer_id=request.transfer_id,
+                        fingerprint=request.fingerprint(),
+                        source_account_id=request.source_account_id,
+                        error=reason,
+                    ),
+                    policies.WAIT_ON_CANCEL,
+                    f"record the end of {request.transfer_id} on its claim ({reason.type})",
+                )
+            )
+        except Refused as refusal:  # a malformed id: the claim refused it first
+            workflow.logger.error("transfer %s: %s", request.transfer_id, refusal)
+            return False
 
     async def _refund_until_settled(self) -> AppliedEntry | None:
         """Infrastructure errors are retried by the policy; a refusal waits for an operator.

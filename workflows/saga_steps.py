@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -15,14 +16,20 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from shards.errors import BUSINESS_ERRORS
+    from shards.errors import (
+        BUSINESS_ERRORS,
+        Cancelled,
+        IdempotencyConflict,
+        InvalidInput,
+        recorded_error,
+    )
     from workflows import policies
     from workflows.models import TransferError
     from workflows.readable import Readable
 
 T = TypeVar("T")
 
-CANCELLED = "Cancelled"
+CANCELLED = Cancelled.__name__  # the error type of a cancelled transfer, in the shards' tree
 
 LEAN_HISTORY = "lean-history"
 """Patch id. Runs started since this change call their shard steps as local activities and
@@ -62,6 +69,26 @@ recorded before it replay without those upserts."""
 def refund_stuck_visible() -> bool:
     """Whether this run takes REFUND_STUCK_VISIBLE: new runs do, a replay as its history says."""
     return workflow.patched(REFUND_STUCK_VISIBLE)
+
+
+CLAIM_RECORDS_ENDING = "claim-records-ending"
+"""Patch id. Runs that end FAILED since this change, whose source's entries cannot say so (the
+refund, or a hold's release, was a marker on an account that did not exist), record the ending on
+the transfer id's claim (`end_claim`), then settle once more; a later run of the request finds it
+there. Histories recorded before it replay their end without that step."""
+
+
+def records_ending() -> bool:
+    """Whether this run takes CLAIM_RECORDS_ENDING: new runs do, a replay as its history says."""
+    return workflow.patched(CLAIM_RECORDS_ENDING)
+
+
+def ended_before(refusal: TransferError) -> bool:
+    """Whether a claim's refusal hands back this request's own earlier end, recorded on its claim
+    (its error, e.g. AccountNotFound), rather than refusing the request: another request owns the
+    id (IdempotencyConflict), or the id is malformed."""
+    error = recorded_error(refusal.type, refusal.message)
+    return not isinstance(error, IdempotencyConflict | InvalidInput)
 
 
 class Refused(Exception):
@@ -113,6 +140,7 @@ async def run_step(
     summary: str,
     cancellation: workflow.ActivityCancellationType = policies.ABANDON_ON_CANCEL,
     durable: bool = False,
+    start_to_close: timedelta = policies.STEP_START_TO_CLOSE,
 ) -> T:
     """One shard step: retried until done, refused (`Refused`) or cancelled.
 
@@ -130,10 +158,11 @@ async def run_step(
     A local step still failing after LOCAL_STEP_ATTEMPTS attempts or LOCAL_STEP_BUDGET (a shard
     down) goes on as a regular activity: a local activity keeps its workflow task alive with a
     heartbeat that adds events to the history, a regular one retries on the server with none,
-    so the events a step adds stay bounded however long the outage.
+    so the events a step adds stay bounded however long the outage. `start_to_close` bounds one
+    attempt (a batched step gets longer).
     """
     options: dict[str, Any] = {
-        "start_to_close_timeout": policies.STEP_START_TO_CLOSE,
+        "start_to_close_timeout": start_to_close,
         "retry_policy": policies.STEP_RETRY,
         "cancellation_type": cancellation,
         "summary": Readable(summary),  # left in clear by the payload codec

@@ -11,6 +11,9 @@ AMOUNT = SearchAttributeKey.for_int("Amount")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
 # true while the refund waits for an operator (step refund-stuck): `transfers list --stuck`
 REFUND_IS_STUCK = SearchAttributeKey.for_bool("RefundStuck")
+# a batch's id, on its TransferBatchWorkflow (with the batch's total as Amount and Currency when
+# it moves one currency): `BatchId = '...'` in the Web UI, `transfers list --batches`
+BATCH_ID = SearchAttributeKey.for_keyword("BatchId")
 
 # name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` wants them
 REGISTRATION: dict[str, str] = {
@@ -20,4 +23,5 @@ REGISTRATION: dict[str, str] = {
     AMOUNT.name: "Int",
     CURRENCY.name: "Keyword",
     REFUND_IS_STUCK.name: "Bool",
+    BATCH_ID.name: "Keyword",
 }

@@ -41,15 +41,15 @@ class TransferWorkflow(LedgerSaga):
         self._start(TransferStep.ROUTING)
         try:
             route = await (self._route() if self._legacy else self._claim())
-        except Refused as refusal:  # another request owns the id: nothing of this one is written
-            return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal.error)
+        except Refused as refusal:
+            return await self._claim_refused(refusal.error)
         except asyncio.CancelledError:
             reason = cancelled("before its first step was recorded")
             if not self._settles_by_entries():
                 return self._finish(TransferStatus.FAILED, TransferStep.CANCELLED, reason)
             refused = None if self._legacy else await self._claimed_after_cancel()
             if refused:
-                return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refused)
+                return await self._claim_refused(refused)
             return await self._settle(reason)
         if route.same_shard:
             return await self._transfer_within_shard()
@@ -129,6 +129,14 @@ class TransferWorkflow(LedgerSaga):
         )
 
     # refusal ----------------------------------------------------------------------------
+
+    async def _claim_refused(self, refusal: TransferError) -> TransferOutcome:
+        """Another request owns the id: FAILED, nothing of this one is written. Or this request
+        ended before with nothing moved, as its claim recorded (its source had no account then):
+        it ends so again, by its entries (fence, refund), FAILED with the first run's error."""
+        if self._ended_before(refusal):
+            return await self._settle(refusal, TransferStep.REFUSED)
+        return self._finish(TransferStatus.FAILED, TransferStep.REFUSED, refusal)
 
     async def _refused(self, step: TransferStep, refusal: TransferError) -> TransferOutcome:
         """The debit (or the same-shard transfer) was refused: it never applied, and a refund

@@ -91,6 +91,8 @@ class Change:
     entries: list[NewEntry] = field(default_factory=list)
     new_hold: NewHold | None = None
     hold_transition: HoldTransition | None = None
+    # Results found applied that the step hands back beside what it writes (one side of a pair).
+    replayed: tuple[StepResult, ...] = ()
 
 
 @dataclass(frozen=True)

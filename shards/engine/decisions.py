@@ -220,11 +220,20 @@ def plan_refund(ctx: StepContext, step: Step) -> Change | Replay:
     """Compensate the debit (or a post's capture): pays back even a frozen or closed account.
 
     With no debit recorded, a marker is written so that the debit can never land afterwards.
+    Where the id's entries here are another request's (a deposit or withdrawal given this id),
+    this request's debit can never land here either: nothing is owed, and the answer is a
+    marker that was not written (as plan_fence_credit's), not a refusal that no retry changes.
     """
+    original = ctx.prior.get(EntryKind.DEBIT) or ctx.prior.get(EntryKind.CAPTURE)
+    # A debit that may be this request's (its digest, or none: older than migration 0002) is
+    # owed even beside another request's entries: replay_of refuses it (IdempotencyConflict,
+    # refund-stuck) for an operator to settle, never a FAILED while it stands.
+    maybe_ours = original is not None and original.fingerprint in (None, ctx.fingerprint)
+    if not maybe_ours and other_request(ctx):
+        return _unwritten_marker(ctx, EntryKind.REFUND, step)
     replay = replay_of(ctx, EntryKind.REFUND, step.account_id, step.amount)
     if replay:
         return replay
-    original = ctx.prior.get(EntryKind.DEBIT) or ctx.prior.get(EntryKind.CAPTURE)
     absent = nothing_to_compensate(ctx, EntryKind.REFUND, step)
     if absent:
         return absent
@@ -350,30 +359,42 @@ def plan_void(ctx: StepContext, step: Step) -> Change | Replay:
 def plan_transfer_within_shard(
     ctx: StepContext, source: Step, target_account_id: str
 ) -> Change | Replay:
-    """Debit and credit in one local transaction: both entries or neither."""
+    """Debit and credit in one local transaction: both entries or neither.
+
+    A batch runs a same-shard pair as two steps, its debit then its credit: a run of the same
+    request between them (or after the batch's task was lost there) finds one side applied. It
+    hands that side back and writes the other, as the batch's next step would; a fenced credit
+    refuses it (AlreadyCompensated: the transfer is being compensated), like any late credit.
+    """
     refuse_if_compensated(ctx, EntryKind.REFUND)
     debit = replay_of(ctx, EntryKind.DEBIT, source.account_id, source.amount)
     credit = replay_of(ctx, EntryKind.CREDIT, target_account_id, source.amount)
     if debit and credit:
         return Replay(debit.results + credit.results)
-    if debit or credit:
+    half = EntryKind.DEBIT if debit else EntryKind.CREDIT if credit else None
+    if half is not None and (
+        ctx.fingerprint is None or ctx.prior[half].fingerprint != ctx.fingerprint
+    ):
+        # Only this very request's half (its digest on it) is another run's first step; an entry
+        # older than migration 0002 carries no digest and may be another transfer's side.
         raise IdempotencyConflict(
             f"transfer {ctx.transfer_id} has one side applied: it was not a same-shard transfer"
         )
-    payer = require_account(ctx, source.account_id, source.currency)
-    payee = require_account(ctx, target_account_id, source.currency)
-    payer_balance = _debited_balance(payer, source.amount)
-    payee_balance = _credited_balance(payee, source.amount)
-    return Change(
-        [
-            AccountWrite(payer, payer_balance, payer.live_held),
-            AccountWrite(payee, payee_balance, payee.live_held),
-        ],
-        [
-            _entry(EntryKind.DEBIT, payer, source.amount, payer_balance),
-            _entry(EntryKind.CREDIT, payee, source.amount, payee_balance),
-        ],
-    )
+    # Both accounts are judged before either balance, as when neither side was found.
+    sides = []
+    if not debit:  # a debit found stands, even if its account was frozen since
+        sides.append((EntryKind.DEBIT, require_account(ctx, source.account_id, source.currency)))
+    if not credit:
+        sides.append((EntryKind.CREDIT, require_account(ctx, target_account_id, source.currency)))
+    writes: list[AccountWrite] = []
+    new_entries: list[NewEntry] = []
+    for kind, state in sides:
+        moved = _debited_balance if kind == EntryKind.DEBIT else _credited_balance
+        balance = moved(state, source.amount)
+        writes.append(AccountWrite(state, balance, state.live_held))
+        new_entries.append(_entry(kind, state, source.amount, balance))
+    found = (debit.results if debit else ()) + (credit.results if credit else ())
+    return Change(writes, new_entries, replayed=found)
 
 
 def plan_status(ctx: StepContext, account_id: str, status: AccountStatus) -> Change | Replay:

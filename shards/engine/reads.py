@@ -18,6 +18,7 @@ from typing import Any
 from psycopg import AsyncCursor
 from psycopg.rows import RowMaker
 from sqlalchemy import Text, bindparam, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from shards.compiled import Compiled, Driver
 from shards.engine.account_state import ACCOUNT_COLUMN_NAMES, AccountState, LapsedHold
@@ -66,13 +67,33 @@ _PRIOR = Compiled.of(select(*_ENTRY_COLUMNS).where(entries.c.transfer_id == TRAN
 
 _HOLD = Compiled.of(select(*HOLD_COLUMNS).where(holds.c.transfer_id == TRANSFER_ID))
 
-_LAPSED = Compiled.of(
-    select(holds.c.transfer_id, holds.c.amount).where(
-        holds.c.account_id == bindparam("account_id", type_=Text),
-        holds.c.status == HoldStatus.ACTIVE,
-        LAPSED,
+
+@dataclasses.dataclass(frozen=True)
+class LapsedOnAccount:
+    """A row of `lapsed_holds`: which account the lapsed hold is on, and the hold."""
+
+    account_id: str
+    transfer_id: str
+    amount: int
+
+    def hold(self) -> LapsedHold:
+        """The hold as an account's state carries it."""
+        return LapsedHold(self.transfer_id, self.amount)
+
+
+def lapsed_holds(of_accounts: ColumnElement[bool]) -> Compiled:
+    """The active holds `of_accounts` that have lapsed by the database clock: account, transfer
+    and amount of each (the step's account read, single or batched)."""
+    return Compiled.of(
+        select(holds.c.account_id, holds.c.transfer_id, holds.c.amount).where(
+            of_accounts,
+            holds.c.status == HoldStatus.ACTIVE,
+            LAPSED,
+        )
     )
-)
+
+
+_LAPSED = lapsed_holds(holds.c.account_id == bindparam("account_id", type_=Text))
 
 
 async def read_context(
@@ -114,8 +135,8 @@ async def read_prior(connection: Driver, transfer_id: str) -> dict[str, PriorEnt
 async def _with_lapsed(connection: Driver, account: AccountState) -> AccountState:
     if account.held == 0:  # only an account with money on hold can have a hold that lapsed
         return account
-    lapsed = await _LAPSED.objects(connection, LapsedHold, account_id=account.account_id)
-    return dataclasses.replace(account, lapsed=tuple(lapsed))
+    found = await _LAPSED.objects(connection, LapsedOnAccount, account_id=account.account_id)
+    return dataclasses.replace(account, lapsed=tuple(lapsed.hold() for lapsed in found))
 
 
 async def _read_hold(connection: Driver, transfer_id: str) -> HoldView | None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg.errors
 
@@ -31,6 +33,7 @@ from shards.shard import Shard
 from shards.validation import check_account_id, check_amount, check_currency, check_transfer_id
 
 Plan = Callable[[StepContext], Change | Replay]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,34 @@ class ConflictRetry:
     def backoff_s(self, attempt: int) -> float:
         """The pause before retry `attempt`: uniform up to an exponential bound (full jitter)."""
         return random.uniform(0, min(self.max_backoff_s, self.first_backoff_s * 2**attempt))  # noqa: S311
+
+    async def until_uncontended(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run `attempt` (one transaction) until it is not `Contended`; VersionConflict after
+        `attempts` tries. `what` names the rows in that error."""
+        for number in range(1, self.attempts + 1):
+            try:
+                return await attempt()
+            except Contended:
+                await asyncio.sleep(self.backoff_s(number))
+        raise VersionConflict(f"{what} still contended after {self.attempts} attempts")
+
+
+@contextmanager
+def conflicts_contended(*, lock: bool) -> Iterator[None]:
+    """Around one transaction: a conflict with a concurrent writer becomes `Contended` (retry).
+
+    A concurrent insert of the same (transfer_id, kind) is one under either strategy; a
+    serialization failure only under `optimistic` (a row changed after the snapshot). Under row
+    locks a deadlock is a bug in the lock order: it is surfaced, not retried.
+    """
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as error:  # the same step, committed meanwhile
+        raise Contended from error
+    except SerializationFailure as error:
+        if lock:
+            raise
+        raise Contended from error
 
 
 @dataclass(frozen=True)
@@ -85,16 +116,9 @@ class StepRunner:
     ) -> Applied:
         """`fingerprint`: the digest of the request the step belongs to (see StepContext)."""
         shard = self.router.shard_for(account_ids[0])
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return await self._attempt(
-                    shard, transfer_id, account_ids, plan, with_hold, fingerprint
-                )
-            except Contended:
-                await asyncio.sleep(self.retry.backoff_s(attempt))
-        raise VersionConflict(
-            f"{shard.name}: {', '.join(account_ids)} still contended after "
-            f"{self.retry.attempts} attempts (transfer {transfer_id})"
+        return await self.retry.until_uncontended(
+            lambda: self._attempt(shard, transfer_id, account_ids, plan, with_hold, fingerprint),
+            f"{shard.name}: {', '.join(account_ids)} (transfer {transfer_id})",
         )
 
     async def _attempt(
@@ -107,7 +131,7 @@ class StepRunner:
         fingerprint: str | None,
     ) -> Applied:
         lock = self.strategy is LockStrategy.PESSIMISTIC
-        try:
+        with conflicts_contended(lock=lock):
             # Optimistic reads take no lock, so they share one snapshot: a hold and the entries
             # must not be read on either side of a concurrent commit.
             async with shard.driver_transaction(snapshot=not lock) as connection:
@@ -126,13 +150,7 @@ class StepRunner:
                 results, hold = await write_change(
                     connection, context, outcome, lock_first=several and not lock
                 )
-                return Applied(results, hold)
-        except psycopg.errors.UniqueViolation as error:  # the same step, committed meanwhile
-            raise Contended from error
-        except SerializationFailure as error:
-            if lock:  # a deadlock under row locks is a bug in the lock order: surface it
-                raise
-            raise Contended from error  # a row changed after the snapshot was taken
+                return Applied(outcome.replayed + results, hold)
 
 
 async def _decide(

@@ -126,9 +126,8 @@ async def write_change(
     """Apply `change`; `lock_first` takes the rows' locks in id order (optimistic, several rows)."""
     account_writes = sorted(change.account_writes, key=lambda write: write.state.account_id)
     if lock_first:  # one statement updating several rows locks them in no set order: deadlocks
-        ids = [write.state.account_id for write in account_writes]
-        await _LOCK_IN_ORDER.run(connection, account_ids=ids)
-    swept = [release for write in account_writes for release in _lapsed_releases(write)]
+        await lock_in_order(connection, [write.state.account_id for write in account_writes])
+    swept = [release for write in account_writes for release in lapsed_releases(write)]
     new_entries = [*change.entries, *swept]
     parameters = _parameters(context, account_writes, new_entries)
     (written,) = await _accounts_and_entries(len(account_writes), len(new_entries)).objects(
@@ -140,7 +139,13 @@ async def write_change(
     if lapsed and await release_lapsed(connection, lapsed) != len(lapsed):
         raise Contended  # released by someone else since the read
     hold = await write_hold(connection, context.transfer_id, change)
-    return _results(context.transfer_id, new_entries), hold
+    return step_results(context.transfer_id, new_entries), hold
+
+
+async def lock_in_order(connection: Driver, account_ids: list[str]) -> None:
+    """Lock the accounts' rows in account-id order: the one order every writer of several rows
+    takes them in, so that no two writers wait on each other in a cycle."""
+    await _LOCK_IN_ORDER.run(connection, account_ids=account_ids)
 
 
 def _parameters(
@@ -169,7 +174,7 @@ def _parameters(
     return parameters
 
 
-def _lapsed_releases(write: AccountWrite) -> list[NewEntry]:
+def lapsed_releases(write: AccountWrite) -> list[NewEntry]:
     """The release entries of the holds that lapsed by the database clock: the write folds
     them out of `held` (write.held excludes them already) and release_lapsed marks them."""
     return [
@@ -184,7 +189,7 @@ def _lapsed_releases(write: AccountWrite) -> list[NewEntry]:
     ]
 
 
-def _results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepResult, ...]:
+def step_results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepResult, ...]:
     """The step's own entries (not the releases of other transfers' lapsed holds)."""
     return tuple(
         StepResult(

@@ -19,6 +19,7 @@ from shards.audit import run_audit
 from shards.engine.runner import LockStrategy
 from shards.ledger import Ledger
 from shards.migrate import MIGRATIONS, upgrade
+from shards.records import Ending
 from shards.router import ShardRouter
 from shards.schema import AccountStatus
 from transfers.devtools.embedded_pg import temporary_servers
@@ -115,6 +116,10 @@ async def _every_step(ledger: Ledger, new_id: Callable[[str], str]) -> None:
     await ledger.debit(failed, source, 200, "EUR")
     await ledger.fence_credit(failed, target, 200, "EUR")
     await ledger.refund(failed, source, 200, "EUR")
+    unknown = new_id("tr")  # its source never existed: the claim records its end (0005's grant)
+    await ledger.claim(unknown, "fingerprint")
+    ending = Ending(unknown, "fingerprint", new_id("acc"), "AccountNotFound", "no such account")
+    assert await ledger.end_claims([ending]) == [True]
     by_hand = new_id("tr")
     await ledger.debit(by_hand, source, 300, "EUR")
     await ledger.settled_by_hand(by_hand, source, 300, "EUR")

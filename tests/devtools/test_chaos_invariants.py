@@ -11,11 +11,19 @@ import pytest
 from shards.audit import AuditReport, CurrencyTotals
 from shards.records import AccountView
 from transfers.devtools.chaos.accounts import AccountBook
-from transfers.devtools.chaos.evidence import OPEN, EntryFact, Evidence, RunFact, TemporalView
+from transfers.devtools.chaos.evidence import (
+    OPEN,
+    BatchRunFact,
+    EntryFact,
+    Evidence,
+    RunFact,
+    TemporalView,
+)
 from transfers.devtools.chaos.invariants import CHECKS, check_all
-from transfers.devtools.chaos.mix import PlannedTransfer, TransferKind
+from transfers.devtools.chaos.mix import PlannedBatch, PlannedTransfer, TransferKind
 from transfers.devtools.chaos.run_record import RunRecord
-from transfers.devtools.chaos.workload import TransferRecord
+from transfers.devtools.chaos.workload import BatchRecord, TransferRecord
+from workflows.batch_models import BatchOutcome
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus
 
 
@@ -43,6 +51,8 @@ class Ledger:
     audit: AuditReport = field(default_factory=AuditReport)
     anomalies: list[tuple[str, str]] = field(default_factory=list)
     duplicate_problems: list[tuple[str, str]] = field(default_factory=list)
+    batches: dict[str, BatchRecord] = field(default_factory=dict)
+    batch_runs: dict[str, list[BatchRunFact]] = field(default_factory=dict)
 
     def violations(self) -> dict[str, int]:
         book = AccountBook(2, open={"USD": ["a", "b"]}, flow_ids={"dep-a"})
@@ -51,10 +61,9 @@ class Ledger:
             AccountView(account, "USD", balance, 0, balance, "open", 1, 0)
             for account, balance in self.balances.items()
         ]
-        evidence = Evidence(
-            accounts, self.entries, self.active_holds, self.audit, TemporalView(self.runs)
-        )
-        run = RunRecord(book, self.records, self.anomalies, self.duplicate_problems)
+        temporal = TemporalView(self.runs, self.batch_runs)
+        evidence = Evidence(accounts, self.entries, self.active_holds, self.audit, temporal)
+        run = RunRecord(book, self.records, self.anomalies, self.duplicate_problems, self.batches)
         return {name: len(found) for name, found in check_all(run, evidence).items() if found}
 
 
@@ -92,6 +101,46 @@ def _run_with_other_fields(ledger: Ledger, status: str, error_type: str | None) 
     """The same-id fault started a second run of t1's workflow id; it ended so."""
     ledger.records["t1"].other_runs = 1
     ledger.runs["t1"].append(RunFact("run-2", status, error_type))
+
+
+def _in_a_batch(ledger: Ledger) -> None:
+    """t1 ran in batch b1 with t2, an overdraft it refused; Temporal holds b1's result."""
+    ledger.records["t2"] = _record("t2", TransferKind.OVERDRAFT, TransferStatus.FAILED)
+    for record in ledger.records.values():
+        record.batch_id = "b1"
+    planned = PlannedBatch("b1", tuple(record.planned for record in ledger.records.values()))
+    outcomes = tuple(record.outcome for record in ledger.records.values() if record.outcome)
+    counts = {"COMPLETED": 1, "FAILED": 1, "COMPENSATED": 0}
+    ledger.batches["b1"] = BatchRecord(
+        planned, "b1", BatchOutcome(batch_id="b1", transfers=outcomes, counts=counts)
+    )
+    ledger.runs.clear()
+    statuses = {"t1": "COMPLETED", "t2": "FAILED"}
+    ledger.batch_runs["b1"] = [BatchRunFact("run-b", "COMPLETED", statuses, counts)]
+
+
+def _batched(breakage: Callable[[Ledger], None]) -> Callable[[Ledger], None]:
+    def both(ledger: Ledger) -> None:
+        _in_a_batch(ledger)
+        breakage(ledger)
+
+    return both
+
+
+def _echo(ledger: Ledger, status: TransferStatus) -> None:
+    """b1 submitted again answered t1 `status`."""
+    echoed = TransferOutcome(transfer_id="t1", status=status, step="x")
+    batch = ledger.batches["b1"]
+    assert batch.outcome is not None
+    others = batch.outcome.transfers[1:]
+    batch.echoes.append(batch.outcome.model_copy(update={"transfers": (echoed, *others)}))
+
+
+def _refused_yet_moved(ledger: Ledger) -> None:
+    """t2, FAILED in its batch, moved 5 from a to b all the same."""
+    _add_entry(ledger, "t2", "debit", "a", 5, False)
+    _add_entry(ledger, "t2", "credit", "b", 5, False)
+    ledger.balances.update(a=895, b=105)
 
 
 def _add_entry(ledger: Ledger, *entry: object) -> None:
@@ -209,6 +258,38 @@ BREAKAGES: dict[str, tuple[Callable[[Ledger], None], set[str]]] = {
         lambda ledger: ledger.audit.stranded.update(t1="debit of 100 on a: workflow ended"),
         {"in_flight"},
     ),
+    "a batch that never ended": (
+        _batched(lambda ledger: ledger.batch_runs.update(b1=[BatchRunFact("run-b", OPEN)])),
+        {"batch", "final_state", "known_transfer"},  # t1's entries: no batch holds it yet
+    ),
+    "a batch's transfer Temporal records otherwise": (
+        _batched(lambda ledger: ledger.batch_runs["b1"][0].statuses.update(t1="FAILED")),
+        {"batch", "final_state"},
+    ),
+    "a batch that lost a transfer": (
+        _batched(lambda ledger: ledger.batch_runs["b1"][0].statuses.__delitem__("t2")),
+        {"batch", "final_state"},
+    ),
+    "a batch whose counts are not its transfers'": (
+        _batched(lambda ledger: ledger.batch_runs["b1"][0].counts.update(FAILED=0)),
+        {"batch"},
+    ),
+    "a batch submitted again that answered otherwise": (
+        _batched(lambda ledger: _echo(ledger, TransferStatus.FAILED)),
+        {"batch"},
+    ),
+    "a batch run twice": (
+        _batched(lambda ledger: ledger.batch_runs["b1"].append(ledger.batch_runs["b1"][0])),
+        {"single_run"},
+    ),
+    "a batch's transfer run alone as well": (
+        _batched(lambda ledger: ledger.runs.update(t1=[RunFact("run-1", "COMPLETED")])),
+        {"single_run"},
+    ),
+    "a batch's failed transfer that moved money": (
+        _batched(_refused_yet_moved),
+        {"moves", "conservation"},
+    ),
     "an error no fault explains": (
         lambda ledger: ledger.anomalies.append(("t1", "KeyError: 'x'")),
         {"client"},
@@ -271,3 +352,27 @@ def test_an_undisturbed_cross_shard_transfer_is_never_compensated() -> None:
     _compensated(ledger)
 
     assert ledger.violations() == {"expected_outcome": 1}
+
+
+def test_a_healthy_batch_has_no_violation() -> None:
+    ledger = Ledger()
+    _in_a_batch(ledger)
+    _echo(ledger, TransferStatus.COMPLETED)
+
+    assert ledger.violations() == {}
+
+
+def test_a_disturbed_same_shard_transfer_may_be_refunded_only_in_a_batch() -> None:
+    alone, batched = Ledger(), Ledger()
+    _in_a_batch(batched)
+    for ledger in (alone, batched):
+        _compensated(ledger, "cancelled")
+        ledger.records["t1"].planned = PlannedTransfer(
+            TransferKind.SAME_SHARD, ledger.records["t1"].request
+        )
+    batched.runs.clear()
+    batched.records["t1"].batch_id = "b1"
+    batched.batch_runs["b1"][0].statuses["t1"] = "COMPENSATED"
+    batched.batch_runs["b1"][0].counts.update(COMPLETED=0, COMPENSATED=1)
+
+    assert (alone.violations(), batched.violations()) == ({"expected_outcome": 1}, {})

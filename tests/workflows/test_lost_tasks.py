@@ -96,6 +96,16 @@ CASES = {
     "within shard fenced, cancel": Case(
         ("claim", "fence", "refund"), "cancel", TransferStatus.FAILED, same_shard=True
     ),
+    # a batch runs a same-shard pair as its debit, then its credit: lost between the two
+    "same-shard debit, none": Case(
+        ("claim", "debit"), "none", TransferStatus.COMPLETED, same_shard=True
+    ),
+    "same-shard debit, freeze target": Case(
+        ("claim", "debit"), "freeze target", TransferStatus.COMPENSATED, same_shard=True
+    ),
+    "same-shard debit fenced, none": Case(
+        ("claim", "debit", "fence"), "none", TransferStatus.COMPENSATED, same_shard=True
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.batch import TransferBatchWorkflow
 from workflows.pending import PendingTransferWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -57,10 +58,36 @@ SINCE_ENTRIES_DECIDE = {
 # keeps the resolved one recorded without it.
 SINCE_REFUND_STUCK_VISIBLE = {"refund_retried"}
 
+# TransferBatchWorkflow (tests/workflows/test_batch*.py): every end in one batch, a batch
+# cancelled before its debits, one cancelled while one shard's credits had committed, and one
+# cancelled before the claims of its lost task were recorded.
+BATCHES = {
+    "batch_mixed",
+    "batch_cancelled",
+    "batch_cancelled_mid_credits",
+    "batch_lost_cancelled",
+}
+
+
+# Since the claim-records-ending patch (tests/workflows/test_unknown_account_endings.py): a
+# transfer, a pending transfer and a batch transfer FAILED for an unknown source record their end
+# on the claim, then settle once more; a new run, single or in a batch, finds it there.
+SINCE_CLAIM_RECORDS_ENDING = {
+    "ended_on_claim_failed",
+    "ended_on_claim_rerun",
+    "pending_ended_on_claim",
+    "batch_ended_on_claim",
+    "batch_ended_on_claim_rerun",
+}
+
 
 def test_every_representative_run_is_recorded() -> None:
     assert {path.stem for path in HISTORIES.glob("*.json")} >= (
-        REPRESENTATIVE | SINCE_ENTRIES_DECIDE | SINCE_REFUND_STUCK_VISIBLE
+        REPRESENTATIVE
+        | SINCE_ENTRIES_DECIDE
+        | SINCE_REFUND_STUCK_VISIBLE
+        | BATCHES
+        | SINCE_CLAIM_RECORDS_ENDING
     )
     assert (HISTORIES / "before-refund-stuck-visible" / "refund_resolved.json").exists()
     for before in ("before-lean-history", "before-entries-decide"):
@@ -79,7 +106,7 @@ def load(path: Path) -> WorkflowHistory:
 async def test_history_replays(path: Path) -> None:
     history = load(path)
     replayer = Replayer(
-        workflows=[TransferWorkflow, PendingTransferWorkflow],
+        workflows=[TransferWorkflow, PendingTransferWorkflow, TransferBatchWorkflow],
         data_converter=pydantic_data_converter,
     )
 

@@ -17,7 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from shards.errors import ConfigError, InfrastructureError
+from shards.errors import ConfigError, InfrastructureError, InvalidInput
 from shards.lock_strategy import LockStrategy
 from transfers.cli.common import (
     EXIT_BAD_INPUT,
@@ -76,6 +76,41 @@ def e2e_command(
         list[LockStrategy] | None,
         typer.Option("--strategy", help="Lock strategy to measure (repeat; default: both)."),
     ] = None,
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            "--scenarios",
+            help="Scenarios to run, comma-separated (default: all): ceiling, baseline, uniform, "
+            "hot, open-uniform, inflight, batch, batch-hot.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="batch, batch-hot: transfers a batch (default 1000)."),
+    ] = None,
+    batch_concurrency: Annotated[
+        int,
+        typer.Option("--batch-concurrency", min=1, max=64, help="batch, batch-hot: in flight."),
+    ] = 4,
+    singles_alongside: Annotated[
+        int,
+        typer.Option(
+            "--singles-alongside",
+            min=0,
+            max=512,
+            help="batch, batch-hot: submitters of single transfers on the same accounts beside "
+            "the batches (0: none).",
+        ),
+    ] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=8,
+            help="Worker processes each scenario runs on (one Python process uses one core).",
+        ),
+    ] = 1,
     plot: Annotated[
         Path, typer.Option("--plot", help="PNG of latency against offered load.")
     ] = DEFAULT_PLOT,
@@ -87,11 +122,11 @@ def e2e_command(
     Runs against the stack of SHARD_DSNS and TEMPORAL_ADDRESS (or --stack); with neither, starts
     an embedded one (Temporal dev server, three durable shards) and removes it afterwards. Each
     scenario runs on a worker process of its own; the closed-loop ones take turns in --rounds.
-    Takes about 10 x --duration, plus the drain of --inflight transfers.
+    Takes about 12 x --duration, plus the drain of --inflight transfers.
     """
     import asyncio
 
-    from transfers.devtools.bench.e2e import E2EOptions
+    from transfers.devtools.bench.e2e import OPEN_UNIFORM, E2EOptions
     from transfers.devtools.bench.plot import INSTALL_HINT, plot_available
     from transfers.devtools.devstack.processes import StackError
 
@@ -106,6 +141,11 @@ def e2e_command(
         loads=_fractions(loads, as_json),
         inflight=inflight,
         strategies=tuple(dict.fromkeys(strategy)) if strategy else tuple(LockStrategy),
+        scenarios=_scenarios(scenarios, as_json),
+        batch_size=_batch_size(batch_size, as_json),
+        batch_concurrency=batch_concurrency,
+        singles_alongside=singles_alongside,
+        workers=workers,
     )
     settings = settings_from(stack, as_json)
     given = stack is not None or bool(settings.shard_dsns)
@@ -114,7 +154,8 @@ def e2e_command(
             settings.dsn_list()
         except ValueError as error:
             exit_with(ConfigError(f"SHARD_DSNS: {error}"), as_json)
-    if options.loads and not plot_available():
+    opens = bool(options.loads) and options.runs(OPEN_UNIFORM)  # the plot's runs
+    if opens and not plot_available():
         errors.print(f"no plot: {INSTALL_HINT}")
     try:
         report = asyncio.run(_run(options, settings if given else None))
@@ -122,7 +163,7 @@ def e2e_command(
         fail(str(error), EXIT_FAILED, "StackError", as_json)
     except (KeyboardInterrupt, asyncio.CancelledError):
         fail("interrupted", 130, "Interrupted", as_json)
-    if options.loads and plot_available():
+    if opens and plot_available():
         from transfers.devtools.bench.plot import plot_latency
 
         report.plot = str(plot_latency(report, plot))
@@ -137,8 +178,50 @@ def _fractions(text: str, as_json: bool) -> tuple[float, ...]:
     except ValueError:
         fail(f"--loads {text!r}: give fractions like 0.25,0.5,1.0", EXIT_BAD_INPUT, as_json=as_json)
     if any(not 0 < fraction <= 4 for fraction in fractions):
-        fail(f"--loads {text!r}: each fraction must be above 0 and at most 4", EXIT_BAD_INPUT)
+        fail(
+            f"--loads {text!r}: each fraction must be above 0 and at most 4",
+            EXIT_BAD_INPUT,
+            as_json=as_json,
+        )
     return fractions
+
+
+def _batch_size(given: int | None, as_json: bool) -> int:
+    from transfers.cli.batches import check_batch_size  # lazily: `transfers --help` stays light
+    from workflows.batch_models import DEFAULT_BATCH_SIZE
+
+    if given is None:
+        return DEFAULT_BATCH_SIZE
+    try:
+        check_batch_size(given)
+    except InvalidInput as error:
+        exit_with(error, as_json)
+    return given
+
+
+def _scenarios(text: str | None, as_json: bool) -> tuple[str, ...]:
+    """The scenarios named (in the bench's own order), or all of them."""
+    from transfers.devtools.bench.e2e import OPEN_UNIFORM, SCENARIOS, UNIFORM
+
+    if text is None:
+        return SCENARIOS
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(SCENARIOS))
+    if unknown or not names:
+        fail(
+            f"--scenarios {text!r}: {'unknown ' + ', '.join(unknown) if unknown else 'none named'}"
+            f"; choose among {', '.join(SCENARIOS)}",
+            EXIT_BAD_INPUT,
+            as_json=as_json,
+        )
+    if OPEN_UNIFORM in names and UNIFORM not in names:
+        fail(
+            f"--scenarios {text!r}: {OPEN_UNIFORM} offers fractions of {UNIFORM}'s rate; "
+            f"name {UNIFORM} too",
+            EXIT_BAD_INPUT,
+            as_json=as_json,
+        )
+    return tuple(name for name in SCENARIOS if name in names)
 
 
 async def _run(options: E2EOptions, settings: Settings | None) -> E2EReport:
@@ -195,14 +278,14 @@ def _live(view: _LiveView) -> Iterator[None]:
 def _scenarios_table(results: list[ScenarioResult]) -> Table:
     table = Table(title="transfers bench e2e")
     columns = ("scenario", "per s", "p50 ms", "p95 ms", "p99 ms", "failed")
-    cpu = ("server CPU s", "worker CPU s", "shards CPU s", "load CPU s", "worker RSS MB")
+    cpu = ("server CPU s", "worker CPU s", "shards CPU s", "load CPU s", "CPU ms each", "RSS MB")
     for column in (*columns, *cpu):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for result in results:
         measured, usage = result.measurement, result.usage
         table.add_row(
             result.label,
-            f"{measured.per_s:,.1f}",
+            f"{result.per_s:,.1f}",
             f"{measured.p50_ms:,.0f}",
             f"{measured.p95_ms:,.0f}",
             f"{measured.p99_ms:,.0f}",
@@ -211,6 +294,7 @@ def _scenarios_table(results: list[ScenarioResult]) -> Table:
             _seconds(usage.worker_cpu_s),
             _seconds(usage.shards_cpu_s),
             _seconds(usage.load_cpu_s),
+            "-" if result.cpu_ms_per_transfer is None else f"{result.cpu_ms_per_transfer:,.2f}",
             f"{usage.worker_peak_rss_mb:,.0f}",
         )
     return table
@@ -221,8 +305,10 @@ def _render(report: E2EReport, out: Console) -> None:
     ratios = Table(title="ratios")
     ratios.add_column("ratio")
     ratios.add_column("value", justify="right")
+    ratios.add_column("missing because")
+    missing = report.missing_ratios()
     for name, value in report.ratios().items():
-        ratios.add_row(name, "-" if value is None else f"{value:.2f}")
+        ratios.add_row(name, "-" if value is None else f"{value:.2f}", missing.get(name, ""))
     out.print(ratios)
     if report.inflight is not None:
         inflight = report.inflight
@@ -231,6 +317,13 @@ def _render(report: E2EReport, out: Console) -> None:
             f"worker, drained in {inflight.drain_s:.0f}s, {inflight.completed:,} COMPLETED; "
             f"worker peak RSS {inflight.usage.worker_peak_rss_mb:.0f} MB"
         )
+    for result in report.scenarios:
+        if result.alongside is not None:
+            singles = result.alongside
+            out.print(
+                f"beside {result.label}: {singles.completed:,} single transfers COMPLETED, "
+                f"{singles.failed} not, p99 {singles.p99_ms:,.0f} ms"
+            )
     if report.integrity is not None:
         integrity = report.integrity
         out.print(

@@ -43,6 +43,15 @@ def chaos_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=64, help="Clients submitting at once.")
     ] = 12,
+    batch_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--batch-concurrency",
+            min=0,
+            max=16,
+            help="Clients submitting batches of 5-50 transfers at once, beside the others.",
+        ),
+    ] = 1,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -76,7 +85,7 @@ def chaos_command(
         fail(str(error), EXIT_BAD_INPUT, as_json=as_json)
     temporary = data_dir is None
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="transfers-chaos-"))
-    options = ChaosOptions(seed, seconds, data_dir, shards, concurrency)
+    options = ChaosOptions(seed, seconds, data_dir, shards, concurrency, batch_concurrency)
     try:
         report = asyncio.run(_run(options, schedule))
     except (StackError, InfrastructureError) as error:  # the stack broke down, not a check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,6 +32,7 @@ from transfers.terminal import console
 if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK
     from transfers.client import TransferSummary
     from transfers.settings import Settings
+    from workflows.batch_models import BatchOutcome
     from workflows.models import TransferOutcome, TransferRequest
 
 TransferArgument = Annotated[str, typer.Argument(metavar="TRANSFER_ID", help="Transfer id.")]
@@ -102,9 +104,11 @@ async def _build_request(
 
 @exits_without_teardown
 def submit_command(
-    source: Annotated[str, typer.Option("--from", help="Source account id.")],
-    target: Annotated[str, typer.Option("--to", help="Target account id.")],
-    amount: Annotated[str, typer.Option("--amount", help="Decimal in major units, e.g. 12.34.")],
+    source: Annotated[str | None, typer.Option("--from", help="Source account id.")] = None,
+    target: Annotated[str | None, typer.Option("--to", help="Target account id.")] = None,
+    amount: Annotated[
+        str | None, typer.Option("--amount", help="Decimal in major units, e.g. 12.34.")
+    ] = None,
     currency: Annotated[
         str | None, typer.Option("--currency", help="Default: the source account's currency.")
     ] = None,
@@ -125,14 +129,47 @@ def submit_command(
             "--timeout", help="With --pending: the hold lasts 90s, 10m, 2h, 1d (max 30d)."
         ),
     ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="Submit the transfers of a CSV (header transfer_id,from,to,amount,currency"
+            "[,memo]) or JSON Lines file in batches; - reads stdin.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="With --file: transfers per batch (default 1000)."),
+    ] = None,
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a transfer (a saga on Temporal) and wait for its final status.
 
-    With --pending, hold the amount on the source and return once it is HELD."""
+    With --pending, hold the amount on the source and return once it is HELD. With --file,
+    submit a file of transfers in batches and wait for all of them."""
     from workflows.models import PendingTransferRequest
 
+    if file is not None:
+        singles = (source, target, amount, currency, transfer_id, memo, timeout)
+        if any(option is not None for option in singles) or pending or no_wait:
+            fail(
+                "--file takes only --batch-size, --stack and --json",
+                EXIT_BAD_INPUT,
+                "InvalidInput",
+                as_json,
+            )
+        _submit_file(file, batch_size, stack, as_json)
+        return
+    if source is None or target is None or amount is None:
+        fail(
+            "--from, --to and --amount are required (or --file)",
+            EXIT_BAD_INPUT,
+            "InvalidInput",
+            as_json,
+        )
+    if batch_size is not None:
+        exit_with(InvalidInput("--batch-size goes with --file"), as_json)
     settings = settings_from(stack, as_json)
     chosen_id = transfer_id or f"t-{uuid.uuid4().hex}"
     if pending != (timeout is not None):
@@ -171,24 +208,62 @@ def submit_command(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _submit_file(file: str, batch_size: int | None, stack: Path | None, as_json: bool) -> None:
+    """`submit --file`: every line checked first (exit 2 and nothing submitted if any is bad),
+    then batches; exit 1 unless every transfer reached a final status."""
+    from transfers.cli import batches
+    from transfers.cli.batch_file import BadFile, read_transfers
+    from workflows.batch_models import DEFAULT_BATCH_SIZE
+
+    size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    try:
+        batches.check_batch_size(size)
+        requests = read_transfers(*batches.read_file(file))
+    except BadFile as error:
+        if as_json:
+            exit_with(error, as_json)
+        batches.print_bad_file(error)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except InvalidInput as error:
+        exit_with(error, as_json)
+    settings = settings_from(stack, as_json)
+
+    async def action() -> list[BatchOutcome]:
+        async with temporal_client(settings) as client:
+            return await batches.submit_batches(client, requests, size, show_progress=not as_json)
+
+    outcomes = run(action, as_json)
+    data = batches.batches_json(requests, outcomes)
+    emit(data, as_json, lambda: batches.print_counts(data))
+    if not batches.all_final(outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
 @exits_without_teardown
 def status_command(
     transfer_id: TransferArgument, stack: StackOption = None, as_json: JsonOption = False
 ) -> None:
-    """A transfer's status, current step and error."""
+    """A transfer's status, current step and error; for a transfer of a batch, which batch
+    (found among the most recent batches)."""
     settings = settings_from(stack, as_json)
 
-    async def action() -> tuple[TransferOutcome, TransferSummary | None, str]:
-        async with temporal_client(settings) as client:
-            outcome = await client.status(transfer_id)
-            return outcome, await client.summary(transfer_id), client.ui_link(transfer_id)
+    async def action() -> tuple[TransferOutcome, dict[str, Any], str]:
+        from transfers.batch_client import BatchMember
 
-    outcome, summary, link = run(action, as_json)
-    emit(
-        {**outcome_json(outcome), **money_json(summary), "ui_link": link},
-        as_json,
-        lambda: console.print(outcome_line(outcome), link, sep="\n"),
-    )
+        async with temporal_client(settings) as client:
+            found = await client.locate(transfer_id)
+            if isinstance(found, BatchMember):
+                link = client.batch_ui_link(found.batch_id)
+                return found.outcome, batches.member_json(found, link), link
+            outcome = found
+            summary, link = await client.summary(transfer_id), client.ui_link(transfer_id)
+            return outcome, {**outcome_json(outcome), **money_json(summary), "ui_link": link}, link
+
+    from transfers.cli import batches
+
+    outcome, data, link = run(action, as_json)
+    in_batch = f" in batch {data['batch_id']}" if "batch_id" in data else ""
+    emit(data, as_json, lambda: console.print(outcome_line(outcome) + in_batch, link, sep="\n"))
 
 
 def money_json(summary: TransferSummary | None) -> dict[str, str | None]:
@@ -223,11 +298,18 @@ def list_command(
         bool,
         typer.Option("--stuck", help="Only those whose refund waits for retry-refund or resolve."),
     ] = False,
+    batches: Annotated[
+        bool, typer.Option("--batches", help="Batches instead, with their counts per status.")
+    ] = False,
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recent transfers, newest first (a visibility query on the search attributes)."""
     from workflows.models import TransferStatus
+
+    if batches:
+        _list_batches(limit, stack, as_json)
+        return
 
     try:
         wanted = None if status is None else TransferStatus(status.upper())
@@ -258,11 +340,58 @@ def list_command(
     emit({"transfers": rows}, as_json, render)
 
 
+def _list_batches(limit: int, stack: Path | None, as_json: bool) -> None:
+    from transfers.cli import batches
+
+    settings = settings_from(stack, as_json)
+
+    async def action() -> list[dict[str, Any]]:
+        async with temporal_client(settings) as client:
+            found = await client.list_batches(limit)
+            return [batches.batch_summary_json(summary) for summary in found]
+
+    rows = run(action, as_json)
+    emit({"batches": rows}, as_json, lambda: batches.print_batches(rows))
+
+
+def _cancel_batch(batch_id: str, stack: Path | None, as_json: bool) -> None:
+    settings = settings_from(stack, as_json)
+
+    async def action() -> None:
+        async with temporal_client(settings) as client:
+            if not await client.cancel_batch(batch_id):
+                raise AlreadyFinished(f"batch {batch_id} has finished: nothing to cancel")
+
+    run(action, as_json)
+    emit(
+        {"batch_id": batch_id, "cancel_requested": True},
+        as_json,
+        lambda: console.print(f"cancellation of batch {batch_id} requested", highlight=False),
+    )
+
+
 @exits_without_teardown
 def cancel_command(
-    transfer_id: TransferArgument, stack: StackOption = None, as_json: JsonOption = False
+    transfer_id: Annotated[
+        str | None, typer.Argument(metavar="TRANSFER_ID", help="Transfer id.")
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            metavar="BATCH_ID",
+            help="Cancel a batch: what is not debited fails, what is debited is refunded.",
+        ),
+    ] = None,
+    stack: StackOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Ask a running transfer to stop; before the credit it refunds the source."""
+    if transfer_id is None or batch is not None:
+        if (transfer_id is None) == (batch is None):
+            fail("give a TRANSFER_ID or --batch BATCH_ID", EXIT_BAD_INPUT, "InvalidInput", as_json)
+        _cancel_batch(str(batch), stack, as_json)
+        return
     settings = settings_from(stack, as_json)
 
     async def action() -> None:

@@ -24,9 +24,13 @@ from transfers.client import TransfersClient
 from transfers.devtools.bench import Measurement, Operation, Sample, measure
 from transfers.devtools.bench.e2e import (
     BASELINE,
+    BATCH,
+    BATCH_HOT,
+    BATCH_PAIRS,
     CEILING,
     DEFAULT_STRATEGY,
     HOT,
+    INFLIGHT,
     OPEN_UNIFORM,
     UNIFORM,
     E2EOptions,
@@ -75,8 +79,12 @@ class _Plan:
     strategy: LockStrategy | None
     operation: Operation
     trees: list[ProcessTree]
+    concurrency: int  # operations in flight: submitters, or batches
     submit: Callable[..., Operation] | None = None  # transfers: more operations on its queue
+    batch_size: int | None = None  # batches: how many transfers an operation moves
+    alongside: Operation | None = None  # batches: single transfers run beside them
     samples: list[Sample] = field(default_factory=list)
+    alongside_samples: list[Sample] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
 
     @property
@@ -116,14 +124,17 @@ class E2EBench:
                 for result in await self._closed_rounds(plans):
                     keep(result)
                 uniform = report.closed(UNIFORM, DEFAULT_STRATEGY.value)
-                default = next((p for p in plans if p.strategy == DEFAULT_STRATEGY), None)
+                default = next(
+                    (p for p in plans if p.name == UNIFORM and p.strategy == DEFAULT_STRATEGY), None
+                )
                 submit = None if default is None else default.submit
-                if uniform is not None and default is not None and submit is not None:
+                opens = self.options.runs(OPEN_UNIFORM)
+                if opens and uniform is not None and default is not None and submit is not None:
                     for load in self.options.loads:  # on the default strategy's worker
                         rate = max(uniform.measurement.per_s * load, 1.0)
                         operation = submit(workload, UNIFORM)
                         keep(await self._open(operation, rate, load, default.trees))
-            if self.options.inflight:
+            if self.options.inflight and self.options.runs(INFLIGHT):
                 report.inflight = await self._inflight(transfers_client, client, workload)
             audit = await run_audit(router)
             report.integrity = Integrity(
@@ -143,21 +154,44 @@ class E2EBench:
         transfers_client: TransfersClient,
         workload: Workload,
     ) -> list[_Plan]:
-        """Every closed-loop scenario with its worker process, all started now: the rounds then
-        take turns on an idle machine, no worker starting in between."""
+        """Every closed-loop scenario chosen, with its worker process, all started now: the
+        rounds then take turns on an idle machine, no worker starting in between. The batches
+        share the default strategy's worker with its single transfers."""
+        options = self.options
         plans = []
         for name, workflow in ((CEILING, CEILING_WORKFLOW), (BASELINE, BASELINE_WORKFLOW)):
-            queue = self._queue(name)
-            trees = await workers.enter_async_context(self._worker(name, None, queue, client))
-            plans.append(_Plan(name, None, self._noop(client, workflow, queue), trees))
-        for strategy in self.options.strategies:
+            if options.runs(name):
+                queue = self._queue(name)
+                trees = await workers.enter_async_context(self._worker(name, None, queue, client))
+                operation = self._noop(client, workflow, queue)
+                plans.append(_Plan(name, None, operation, trees, options.concurrency))
+        chosen = {
+            strategy: [name for name in (UNIFORM, HOT) if options.runs(name)]
+            for strategy in options.strategies
+        }
+        batched = [name for name in (BATCH, BATCH_HOT) if options.runs(name)]
+        if batched:
+            chosen.setdefault(DEFAULT_STRATEGY, []).extend(batched)
+        for strategy, names in chosen.items():
+            if not names:
+                continue
             queue = self._queue(strategy.value)
             submit = self._transfers(transfers_client, queue)
+            submit_batch = self._batches(transfers_client, queue)
             trees = await workers.enter_async_context(
                 self._worker("transfers", strategy, queue, client)
             )
-            for scenario in (UNIFORM, HOT):
-                plans.append(_Plan(scenario, strategy, submit(workload, scenario), trees, submit))
+            for name in names:
+                if name in BATCH_PAIRS:
+                    operation = submit_batch(workload, name)
+                    plan = _Plan(name, strategy, operation, trees, options.batch_concurrency)
+                    plan.batch_size = options.batch_size
+                    if options.singles_alongside:  # on the same accounts, the same worker
+                        plan.alongside = submit(workload, BATCH_PAIRS[name])
+                else:
+                    operation = submit(workload, name)
+                    plan = _Plan(name, strategy, operation, trees, options.concurrency, submit)
+                plans.append(plan)
         return plans
 
     async def _closed_rounds(self, plans: list[_Plan]) -> list[ScenarioResult]:
@@ -166,22 +200,21 @@ class E2EBench:
         options = self.options
         for plan in plans:
             self.progress(f"{plan.label} (warming up)", 0)
-            await measure(plan.operation, workers=options.concurrency, duration_s=options.warmup_s)
+            await measure(plan.operation, workers=plan.concurrency, duration_s=options.warmup_s)
         for round_number in range(options.rounds):
             for plan in plans:
                 label = f"{plan.label} (round {round_number + 1}/{options.rounds})"
                 done_before = sum(len(sample.latencies_ms) for sample in plan.samples)
-                plan.samples.append(
-                    await self._sampled(
-                        plan.trees,
-                        measure(
-                            plan.operation,
-                            workers=options.concurrency,
-                            duration_s=options.duration_s / options.rounds,
-                            on_progress=functools.partial(self._report, label, done_before),
-                        ),
-                    )
+                turn_s = options.duration_s / options.rounds
+                run = measure(
+                    plan.operation,
+                    workers=plan.concurrency,
+                    duration_s=turn_s,
+                    on_progress=functools.partial(self._report, label, done_before),
                 )
+                if plan.alongside is not None:
+                    run = self._beside(run, plan, plan.alongside, turn_s)
+                plan.samples.append(await self._sampled(plan.trees, run))
                 plan.usages.append(self._usage(plan.trees))
         return [
             ScenarioResult(
@@ -189,10 +222,22 @@ class E2EBench:
                 strategy=None if plan.strategy is None else plan.strategy.value,
                 measurement=Measurement.of(plan.samples),
                 usage=Usage.total(plan.usages),
-                concurrency=options.concurrency,
+                concurrency=plan.concurrency,
+                batch_size=plan.batch_size,
+                alongside=Measurement.of(plan.alongside_samples) if plan.alongside else None,
             )
             for plan in plans
         ]
+
+    async def _beside(
+        self, run: Awaitable[Sample], plan: _Plan, singles: Operation, duration_s: float
+    ) -> Sample:
+        """`run`'s sample, with single transfers submitted beside it (kept on the plan)."""
+        sample, beside = await asyncio.gather(
+            run, measure(singles, workers=self.options.singles_alongside, duration_s=duration_s)
+        )
+        plan.alongside_samples.append(beside)
+        return sample
 
     def _report(self, label: str, done_before: int, done: int) -> None:
         self.progress(label, done_before + done)
@@ -262,19 +307,11 @@ class E2EBench:
         return run
 
     def _transfers(self, transfers_client: TransfersClient, queue: str) -> Callable[..., Operation]:
-        settings = transfers_client.settings.model_copy(update={"transfers_task_queue": queue})
-        on_queue = TransfersClient(transfers_client.client, settings)
+        on_queue = _on_queue(transfers_client, queue)
 
         def of(workload: Workload, scenario: str, *, wait: bool = True) -> Operation:
             async def transfer(_worker: int) -> bool:
-                source, target, amount = workload.pair(scenario)
-                request = TransferRequest(
-                    transfer_id=f"bench-{self.run_id}-{next(self.numbers)}",
-                    source_account_id=source,
-                    target_account_id=target,
-                    amount=amount,
-                    currency=CURRENCY,
-                )
+                request = _request(workload, scenario, f"bench-{self.run_id}-{next(self.numbers)}")
                 if not wait:
                     await on_queue.start(request)
                     return True
@@ -282,6 +319,27 @@ class E2EBench:
                 return outcome.status == TransferStatus.COMPLETED
 
             return transfer
+
+        return of
+
+    def _batches(
+        self, transfers_client: TransfersClient, queue: str
+    ) -> Callable[[Workload, str], Operation]:
+        """Batches of `batch_size` transfers through `submit_batch`: True once every one of them
+        is COMPLETED."""
+        on_queue = _on_queue(transfers_client, queue)
+        size = self.options.batch_size
+
+        def of(workload: Workload, scenario: str) -> Operation:
+            pairs = BATCH_PAIRS[scenario]
+
+            async def batch(_worker: int) -> bool:
+                batch_id = f"bench-{self.run_id}-{next(self.numbers)}"
+                requests = [_request(workload, pairs, f"{batch_id}-{n}") for n in range(size)]
+                outcome = await on_queue.submit_batch(requests, batch_id=batch_id)
+                return outcome.counts.get(TransferStatus.COMPLETED.value) == size
+
+            return batch
 
         return of
 
@@ -294,8 +352,8 @@ class E2EBench:
     async def _worker(
         self, name: str, strategy: LockStrategy | None, queue: str, client: Client
     ) -> AsyncIterator[list[ProcessTree]]:
-        """A worker process for one scenario; yields the trees to sample: the worker, this
-        process, then the server and the shards when they are known."""
+        """The `workers` worker processes of one scenario, on its queue; yields the trees to
+        sample: the workers, this process, then the server and the shards when known."""
         info = self.stack.info
         env = {
             **os.environ,
@@ -311,25 +369,31 @@ class E2EBench:
         else:
             command = python_module("worker")
         label = name if strategy is None else f"{name}-{strategy.value}"
-        process = ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}.log", env)
-        process.start()
+        processes = [
+            ChildProcess(f"{label} worker", command, self.stack.logs / f"{label}-{n}.log", env)
+            for n in range(self.options.workers)
+        ]
         try:
+            for process in processes:
+                process.start()
             self.progress(f"{label}: starting its worker", 0)
             await wait_until_polling(
                 client,
                 info.model_copy(update={"task_queue": queue}),
-                [process],
+                processes,
                 asyncio.Event(),
                 WORKER_START_TIMEOUT_S,
+                pollers=len(processes),
             )
-            assert process.process is not None  # noqa: S101 (started above)
-            trees = [ProcessTree(process.process.pid), ProcessTree(os.getpid(), descendants=False)]
+            trees = [ProcessTree(p.process.pid) for p in processes if p.process is not None]
+            trees.append(ProcessTree(os.getpid(), descendants=False))
             if self.stack.server_pid is not None:
                 trees.append(ProcessTree(self.stack.server_pid))
             trees.extend(ProcessTree(pid) for pid in self.stack.shard_pids)
             yield trees
         finally:
-            await asyncio.to_thread(process.stop, WORKER_STOP_TIMEOUT_S)
+            for process in processes:
+                await asyncio.to_thread(process.stop, WORKER_STOP_TIMEOUT_S)
 
     async def _sampled(self, trees: list[ProcessTree], run: Awaitable[Sample]) -> Sample:
         for tree in trees:
@@ -343,10 +407,10 @@ class E2EBench:
                 tree.sample()
 
     def _usage(self, trees: list[ProcessTree]) -> Usage:
-        worker, load, *rest = trees
+        workers, (load, *rest) = trees[: self.options.workers], trees[self.options.workers :]
         server = rest[0] if self.stack.server_pid is not None else None
         shards = rest[1:] if server is not None else rest
-        return Usage.of(server, worker, shards, load)
+        return Usage.of(server, workers, shards, load)
 
 
 async def run_batch(operation: Operation, count: int, on_progress: Callable[[int], None]) -> None:
@@ -363,6 +427,23 @@ async def run_batch(operation: Operation, count: int, on_progress: Callable[[int
                 on_progress(done)
 
     await asyncio.gather(*(submitter() for _ in range(SUBMITTERS)))
+
+
+def _on_queue(transfers_client: TransfersClient, queue: str) -> TransfersClient:
+    """The client with its transfers started on `queue` (a scenario's worker's)."""
+    settings = transfers_client.settings.model_copy(update={"transfers_task_queue": queue})
+    return TransfersClient(transfers_client.client, settings)
+
+
+def _request(workload: Workload, scenario: str, transfer_id: str) -> TransferRequest:
+    source, target, amount = workload.pair(scenario)
+    return TransferRequest(
+        transfer_id=transfer_id,
+        source_account_id=source,
+        target_account_id=target,
+        amount=amount,
+        currency=CURRENCY,
+    )
 
 
 async def _sample_forever(trees: list[ProcessTree]) -> None:

@@ -58,7 +58,8 @@ class ProcessTree:
 
 @dataclass(frozen=True)
 class Usage:
-    """What one scenario cost: CPU seconds per process group, the worker's peak RSS."""
+    """What one scenario cost: CPU seconds per process group, the worker's peak RSS (the
+    largest of its processes')."""
 
     server_cpu_s: float | None
     worker_cpu_s: float
@@ -85,14 +86,14 @@ class Usage:
     def of(
         cls,
         server: ProcessTree | None,
-        worker: ProcessTree,
+        workers: list[ProcessTree],
         shards: list[ProcessTree],
         load: ProcessTree,
     ) -> Usage:
         return cls(
             load_cpu_s=load.cpu_s,
             server_cpu_s=None if server is None else server.cpu_s,
-            worker_cpu_s=worker.cpu_s,
+            worker_cpu_s=sum(worker.cpu_s for worker in workers),
             shards_cpu_s=sum(shard.cpu_s for shard in shards) if shards else None,
-            worker_peak_rss_mb=worker.peak_rss_bytes / 2**20,
+            worker_peak_rss_mb=max(worker.peak_rss_bytes for worker in workers) / 2**20,
         )

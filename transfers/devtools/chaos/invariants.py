@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from shards.errors import IdempotencyConflict
 from transfers.devtools.chaos.evidence import OPEN, Evidence
-from transfers.devtools.chaos.mix import ALLOWED_STATUSES, DISTURBED_STATUSES
+from transfers.devtools.chaos.mix import allowed_statuses
 from transfers.devtools.chaos.money_checks import (
     audit_findings,
     conservation,
@@ -22,6 +22,7 @@ from transfers.devtools.chaos.money_checks import (
     non_negative,
 )
 from transfers.devtools.chaos.run_record import RunRecord, Violation
+from workflows.batch_models import count_statuses
 from workflows.models import TransferStatus
 
 Check = Callable[[RunRecord, Evidence], Iterator[Violation]]
@@ -34,10 +35,11 @@ def check_all(run: RunRecord, evidence: Evidence) -> dict[str, list[Violation]]:
 
 
 def final_states(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
-    """Every transfer ended, and Temporal records the same final status as its client saw."""
+    """Every transfer ended, and Temporal records the same final status as its client saw (in
+    its own workflow, or in its batch's)."""
     for transfer_id, record in run.transfers.items():
         outcome = record.outcome
-        listed = evidence.temporal.first_status(transfer_id)
+        listed = evidence.temporal.first_status(transfer_id, record.batch_id)
         if outcome is None or not outcome.status.final:
             seen = outcome.status if outcome else f"no answer ({record.last_error})"
             yield Violation("final_state", transfer_id, f"not final: {seen}; Temporal: {listed}")
@@ -47,12 +49,17 @@ def final_states(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
 
 def single_runs(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
     """One workflow run per transfer id, however often it was submitted (besides the runs the
-    same-id fault started on purpose)."""
+    same-id fault started on purpose), and none for a transfer of a batch; one run per batch id."""
     for transfer_id, runs in evidence.temporal.runs.items():
         record = run.transfers.get(transfer_id)
         ours = len(runs) - (record.other_runs if record else 0)
-        if ours > 1:
+        if record is not None and record.batch_id is not None:
+            yield Violation("single_run", transfer_id, f"{len(runs)} runs beside its batch")
+        elif ours > 1:
             yield Violation("single_run", transfer_id, f"{len(runs)} workflow runs")
+    for batch_id, batch_runs in evidence.temporal.batch_runs.items():
+        if len(batch_runs) > 1:
+            yield Violation("single_run", f"batch {batch_id}", f"{len(batch_runs)} workflow runs")
 
 
 def same_id_other_fields(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
@@ -77,7 +84,8 @@ def expected_outcomes(run: RunRecord, evidence: Evidence) -> Iterator[Violation]
     a cancellation or a frozen account allows a refusal or a refund too."""
     for transfer_id, record in run.transfers.items():
         kind, outcome = record.planned.kind, record.outcome
-        allowed = (DISTURBED_STATUSES if record.disturbed_by else ALLOWED_STATUSES)[kind]
+        in_batch = record.batch_id is not None
+        allowed = allowed_statuses(kind, disturbed=bool(record.disturbed_by), in_batch=in_batch)
         if outcome and outcome.status.final and outcome.status not in allowed:
             disturbed = (
                 f" ({', '.join(sorted(record.disturbed_by))})" if record.disturbed_by else ""
@@ -89,14 +97,42 @@ def expected_outcomes(run: RunRecord, evidence: Evidence) -> Iterator[Violation]
 
 def known_transfers(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
     """Every entry belongs to a deposit or withdrawal of the run or to a transfer it submitted
-    that Temporal knows."""
+    that Temporal knows (by its workflow, or in a batch)."""
+    in_batches = evidence.temporal.batch_members()
     for transfer_id in sorted({entry.transfer_id for entry in evidence.entries}):
         if transfer_id in run.book.flow_ids:
             continue
         if transfer_id not in run.transfers:
             yield Violation("known_transfer", transfer_id, "entries of a transfer never submitted")
-        elif transfer_id not in evidence.temporal.runs:
+        elif transfer_id not in evidence.temporal.runs and transfer_id not in in_batches:
             yield Violation("known_transfer", transfer_id, "entries, but no workflow in Temporal")
+
+
+def batches(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
+    """Every batch ended, holding exactly the transfers it was submitted with; its counts are
+    its transfers' statuses counted; and each resubmission of it answered its outcome."""
+    for batch_id, batch in run.batches.items():
+        subject = f"batch {batch_id}"
+        listed = evidence.temporal.batch_runs.get(batch_id)
+        if not listed or listed[0].status == OPEN:
+            yield Violation("batch", subject, "not listed" if not listed else "still running")
+            continue
+        first = listed[0]
+        asked = [request.transfer_id for request in batch.requests]
+        if sorted(first.statuses) != sorted(asked):
+            yield Violation(
+                "batch",
+                subject,
+                f"{first.status}: holds {len(first.statuses)} transfers, {len(asked)} submitted",
+            )
+            continue
+        counted = count_statuses([TransferStatus(first.statuses[tid]) for tid in asked])
+        if first.counts != counted:
+            yield Violation("batch", subject, f"counts {first.counts}, its transfers {counted}")
+        for echo in batch.echoes:
+            answered = {outcome.transfer_id: outcome.status.value for outcome in echo.transfers}
+            if answered != first.statuses:
+                yield Violation("batch", subject, "submitted again, it answered other statuses")
 
 
 def client_answers(run: RunRecord, evidence: Evidence) -> Iterator[Violation]:
@@ -120,5 +156,6 @@ CHECKS: dict[str, Check] = {
     "moves": money_moves,
     "holds_released": holds_released,
     "known_transfer": known_transfers,
+    "batch": batches,
     "client": client_answers,
 }

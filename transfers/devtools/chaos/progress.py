@@ -1,4 +1,5 @@
-"""Live progress of a chaos run with Rich: phase, transfers done, faults so far and under way."""
+"""Live progress of a chaos run with Rich: phase, transfers and batches done, faults so far and
+under way."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class ChaosProgress:
                 f"{sum(done.values())} final of {len(workload.records)} submitted: "
                 + ", ".join(f"{status} {number}" for status, number in sorted(done.items())),
             )
+            batches = workload.batches.values()
+            ended = sum(batch.outcome is not None for batch in batches)
+            grid.add_row("batches", f"{ended} final of {len(batches)} submitted")
             grid.add_row("client retries", str(workload.client_retries))
         if self.injector is not None:
             injected = Counter(

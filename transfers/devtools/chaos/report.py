@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -14,9 +14,42 @@ from transfers.devtools.chaos.duplicates import DuplicateTally
 from transfers.devtools.chaos.effects import InjectedFault
 from transfers.devtools.chaos.run_record import Violation
 from transfers.devtools.chaos.schedule import Fault, FaultKind
+from transfers.devtools.chaos.workload import Workload
 from transfers.terminal import styled
 
 SHOWN_VIOLATIONS = 50
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    """The batches of a run: how many, how many transfers they held and how those ended."""
+
+    submitted: int = 0
+    transfers: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    cancelled: int = 0  # while they ran
+    unfinished: int = 0  # no outcome known
+
+    @classmethod
+    def of(cls, workload: Workload) -> BatchFigures:
+        members = [record for record in workload.records.values() if record.batch_id]
+        batches = workload.batches.values()
+        return cls(
+            submitted=len(batches),
+            transfers=len(members),
+            by_status=Counter(r.outcome.status.value for r in members if r.outcome),
+            cancelled=sum(batch.cancelled for batch in batches),
+            unfinished=sum(batch.outcome is None for batch in batches),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted,
+            "transfers": self.transfers,
+            "by_status": dict(sorted(self.by_status.items())),
+            "cancelled": self.cancelled,
+            "unfinished": self.unfinished,
+        }
 
 
 @dataclass(frozen=True)
@@ -27,8 +60,9 @@ class ChaosReport:
     accounts: int
     schedule: list[Fault]
     injected: list[InjectedFault]
-    submitted: int
+    submitted: int  # transfers, single and batched
     by_status: Counter[str]  # final status -> transfers
+    batches: BatchFigures
     # transfers "cancelled", "frozen" (an account of theirs, meanwhile), "reused" (their id)
     disturbed: Counter[str]
     duplicates: DuplicateTally
@@ -76,6 +110,7 @@ class ChaosReport:
                 "unfinished": self.unfinished,
                 **{how: self.disturbed[how] for how in DISTURBANCES},
             },
+            "batches": self.batches.as_json(),
             "faults": self.faults,
             "faults_without_effect": self.faults_without_effect,
             "fault_log": [_fault_json(done) for done in self.injected],
@@ -84,6 +119,8 @@ class ChaosReport:
                 "joined": self.duplicates.joined,
                 "refused": self.duplicates.refused,
                 "unanswered": self.duplicates.unanswered,
+                "batches_joined": self.duplicates.batches_joined,
+                "batches_refused": self.duplicates.batches_refused,
             },
             "checks": {name: len(found) for name, found in self.checks.items()},
             "violations": self.violations,
@@ -104,14 +141,20 @@ class ChaosReport:
                 f"{self.shard_count} shards, {self.accounts} accounts",
             )
         )
-        console.print(self._transfers_table(), self._faults_table(), self._checks_table())
+        console.print(
+            self._transfers_table(),
+            self._batches_table(),
+            self._faults_table(),
+            self._checks_table(),
+        )
         duplicates = self.duplicates
         console.print(
             f"quiescence {self.quiescence_s:.1f}s after the traffic stopped; start-up "
             f"{self.startup_s:.1f}s; wall {self.wall_s:.1f}s; client retries "
             f"{self.client_retries}; worker restarts by the supervisor {self.worker_restarts}; "
             f"duplicates {duplicates.joined} joined, {duplicates.refused} refused, "
-            f"{duplicates.unanswered} unanswered",
+            f"{duplicates.unanswered} unanswered; batches again {duplicates.batches_joined} "
+            f"joined, {duplicates.batches_refused} refused with other transfers",
             highlight=False,
         )
         for found in self.checks.values():
@@ -132,6 +175,17 @@ class ChaosReport:
         table.add_row("not final", _flag(self.unfinished))
         for how, label in DISTURBANCES.items():
             table.add_row(label, str(self.disturbed[how]))
+        return table
+
+    def _batches_table(self) -> Table:
+        batches = self.batches
+        table = Table("batches", "", title="batches (their transfers are counted above too)")
+        table.add_row("submitted", str(batches.submitted))
+        table.add_row("cancelled while running", str(batches.cancelled))
+        table.add_row("not final", _flag(batches.unfinished))
+        table.add_row(styled(("their transfers", "bold")), str(batches.transfers))
+        for status, number in sorted(batches.by_status.items()):
+            table.add_row(f"  {status}", str(number))
         return table
 
     def _faults_table(self) -> Table:

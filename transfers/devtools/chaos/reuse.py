@@ -37,7 +37,7 @@ class SameIdRuns:
         """Reuse a few ended ids; in effect once a run was started."""
         ended = [
             record
-            for record in self.workload.records.values()
+            for record in self.workload.singles()
             # a duplicate burst's answer still on its way would meet the new run
             if record.outcome is not None and not record.duplicated and not record.other_runs
         ]

@@ -20,7 +20,7 @@ from transfers.devtools.chaos.interference import Interference
 from transfers.devtools.chaos.invariants import check_all
 from transfers.devtools.chaos.mix import TransferMix
 from transfers.devtools.chaos.progress import ChaosProgress
-from transfers.devtools.chaos.report import ChaosReport
+from transfers.devtools.chaos.report import BatchFigures, ChaosReport
 from transfers.devtools.chaos.reuse import SameIdRuns
 from transfers.devtools.chaos.run_record import RunRecord
 from transfers.devtools.chaos.schedule import Fault, seeded_random
@@ -41,6 +41,7 @@ class ChaosOptions:
     data_dir: Path
     shard_count: int = 3
     concurrency: int = 12
+    batch_concurrency: int = 1  # batch clients beside the `concurrency` single ones
 
 
 class ChaosRun:
@@ -91,7 +92,7 @@ class ChaosRun:
         )
         client = await _quiet_client(load_settings(options.data_dir))
         mix = TransferMix(book, seeded_random(options.seed, "traffic"), f"chaos-{options.seed}")
-        workload = Workload(client, mix, options.concurrency)
+        workload = Workload(client, mix, options.concurrency, options.batch_concurrency)
         bursts = DuplicateBursts(workload, seeded_random(options.seed, "duplicates"))
         traffic = TrafficFaults(
             bursts,
@@ -119,9 +120,12 @@ class ChaosRun:
         self.progress.phase("checking invariants")
         # Pooled connections to a shard that was restarted are dead: read on fresh ones.
         await router.dispose()
+        singles = {record.request.transfer_id for record in workload.singles()}
         reused = {id_ for id_, record in workload.records.items() if record.other_runs}
-        evidence = await gather_evidence(router, client, set(workload.records), reused)
-        record = RunRecord(book, workload.records, workload.anomalies, bursts.tally.problems)
+        evidence = await gather_evidence(router, client, singles, reused, set(workload.batches))
+        record = RunRecord(
+            book, workload.records, workload.anomalies, bursts.tally.problems, workload.batches
+        )
         return ChaosReport(
             seed=options.seed,
             duration_s=options.duration_s,
@@ -131,6 +135,7 @@ class ChaosRun:
             injected=injector.injected,
             submitted=len(workload.records),
             by_status=workload.by_status,
+            batches=BatchFigures.of(workload),
             disturbed=workload.disturbed,
             duplicates=bursts.tally,
             client_retries=workload.client_retries,

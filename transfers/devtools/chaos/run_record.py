@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transfers.devtools.chaos.accounts import AccountBook
-from transfers.devtools.chaos.workload import TransferRecord
+from transfers.devtools.chaos.workload import BatchRecord, TransferRecord
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,11 @@ class Violation:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What the run did: its accounts, its transfers, and what its clients could not explain."""
+    """What the run did: its accounts, its transfers (single and batched), its batches, and what
+    its clients could not explain."""
 
     book: AccountBook
     transfers: dict[str, TransferRecord]
     client_anomalies: list[tuple[str, str]]  # (transfer id, what went wrong)
     duplicate_problems: list[tuple[str, str]]
+    batches: dict[str, BatchRecord] = field(default_factory=dict)

@@ -44,6 +44,12 @@ CRASH_STEPS = (
     "hold",
     "capture",
     "release",
+    # a batch's steps: every batch claims and debits, and nearly every one refunds a refusal
+    "claim_batch",
+    "debit_batch",
+    "credit_batch",
+    "fence_credit_batch",
+    "refund_batch",
 )
 
 

@@ -1,9 +1,13 @@
 """Chaos traffic: a few clients submit transfers one after another through the Python API, and
-carry pending ones through post, void or expiry, riding out faults by retrying.
+carry pending ones through post, void or expiry; a few others submit batches of transfers
+(`start_batch`, then `batch_outcome`); all ride out faults by retrying.
 
-A client waits up to CLIENT_WAIT_S for a transfer, then moves on to the next, like a real caller
-that times out: the transfer is left to `settle`, which waits for every final state once the
+A client waits up to CLIENT_WAIT_S for a transfer or a batch, then moves on to the next, like a
+real caller that times out: it is left to `settle`, which waits for every final state once the
 traffic stops. So a paused shard delays transfers instead of stalling the whole run.
+
+Each transfer of a batch is a TransferRecord like a single one (with its `batch_id`), so that the
+checks on money and outcomes hold it to the same account.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from temporalio.service import RPCError
 
 from shards.errors import BusinessError, HoldExpired, HoldNotActive
 from transfers.client import TemporalUnavailable, TransfersClient
-from transfers.devtools.chaos.mix import PlannedTransfer, TransferKind, TransferMix
+from transfers.devtools.chaos.mix import PlannedBatch, PlannedTransfer, TransferKind, TransferMix
+from workflows.batch_models import BatchOutcome, batch_id_of
 from workflows.models import PendingTransferRequest, TransferOutcome, TransferRequest
 
 T = TypeVar("T")
@@ -43,10 +48,29 @@ class TransferRecord:
     disturbed_by: set[str] = field(default_factory=set)
     duplicated: bool = False  # in a duplicate burst: the same-id fault leaves it alone
     other_runs: int = 0  # runs of its workflow id started with other fields (by the fault)
+    batch_id: str | None = None  # submitted in this batch, not alone
 
     @property
     def request(self) -> TransferRequest:
         return self.planned.request
+
+
+@dataclass
+class BatchRecord:
+    """A submitted batch: its id (given, or derived from its content), its final outcome once
+    known, and the outcomes its resubmissions got (each must be that outcome)."""
+
+    planned: PlannedBatch
+    batch_id: str
+    outcome: BatchOutcome | None = None
+    last_error: str | None = None
+    started: bool = False  # known to have started (a start answered)
+    cancelled: bool = False  # while it ran
+    echoes: list[BatchOutcome] = field(default_factory=list)
+
+    @property
+    def requests(self) -> tuple[TransferRequest, ...]:
+        return tuple(planned.request for planned in self.planned.transfers)
 
 
 @dataclass
@@ -56,7 +80,9 @@ class Workload:
     client: TransfersClient
     mix: TransferMix
     concurrency: int
-    records: dict[str, TransferRecord] = field(default_factory=dict)
+    batch_concurrency: int = 0
+    records: dict[str, TransferRecord] = field(default_factory=dict)  # single and batched
+    batches: dict[str, BatchRecord] = field(default_factory=dict)
     client_retries: int = 0
     # (transfer id, error) for errors that no fault explains
     anomalies: list[tuple[str, str]] = field(default_factory=list)
@@ -69,9 +95,13 @@ class Workload:
                 record.disturbed_by.add(how)
 
     async def run(self, seconds: float) -> None:
-        """Submit transfers for `seconds`, `concurrency` at a time."""
+        """Submit transfers for `seconds`, `concurrency` at a time, and `batch_concurrency`
+        batches at a time beside them."""
         until = asyncio.get_running_loop().time() + seconds
-        await asyncio.gather(*(self._client(until) for _ in range(self.concurrency)))
+        await asyncio.gather(
+            *(self._client(until) for _ in range(self.concurrency)),
+            *(self._batch_client(until) for _ in range(self.batch_concurrency)),
+        )
 
     async def settle(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) for the final state of every transfer not yet known."""
@@ -81,12 +111,25 @@ class Workload:
             async with gate:
                 await self._follow(record, self._join(record.request))
 
-        unsettled = [record for record in self.records.values() if record.outcome is None]
+        async def settle_batch(batch: BatchRecord) -> None:
+            async with gate:
+                await self._follow_batch(batch, self.run_batch(batch))
+
+        unsettled = [
+            record
+            for record in self.records.values()
+            if record.outcome is None and record.batch_id is None
+        ]
+        open_batches = [batch for batch in self.batches.values() if batch.outcome is None]
         try:
             async with asyncio.timeout(timeout_s):
-                await asyncio.gather(*map(settle_one, unsettled))
+                await asyncio.gather(*map(settle_one, unsettled), *map(settle_batch, open_batches))
         except TimeoutError:
             pass  # the final-state check names every transfer still open
+
+    def singles(self) -> list[TransferRecord]:
+        """The transfers submitted alone (the faults on one transfer id pick among them)."""
+        return [record for record in self.records.values() if record.batch_id is None]
 
     @property
     def by_status(self) -> Counter[str]:
@@ -102,7 +145,9 @@ class Workload:
         counts["reused"] = sum(bool(record.other_runs) for record in records)
         return counts
 
-    async def retrying(self, record: TransferRecord, call: Callable[[], Awaitable[T]]) -> T:
+    async def retrying(
+        self, record: TransferRecord | BatchRecord, call: Callable[[], Awaitable[T]]
+    ) -> T:
         """`call` until it answers; Temporal being down is retried, anything else raised."""
         while True:
             try:
@@ -130,6 +175,45 @@ class Workload:
                     await self._follow(record, self._carry_out(record))
             except TimeoutError:
                 pass  # left to settle()
+
+    async def run_batch(self, batch: BatchRecord) -> BatchOutcome:
+        """Start the batch (again: its id makes it the same batch) and wait for its outcome."""
+        given_id = batch.planned.batch_id  # None: the client derives the same id again
+        await self.retrying(batch, lambda: self.client.start_batch(batch.requests, given_id))
+        batch.started = True
+        return await self.retrying(batch, lambda: self.client.batch_outcome(batch.batch_id))
+
+    async def _batch_client(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < until:
+            batch = self._record_batch(self.mix.next_batch())
+            try:
+                async with asyncio.timeout(CLIENT_WAIT_S):
+                    await self._follow_batch(batch, self.run_batch(batch))
+            except TimeoutError:
+                pass  # left to settle()
+
+    def _record_batch(self, planned: PlannedBatch) -> BatchRecord:
+        requests = [member.request for member in planned.transfers]
+        batch = BatchRecord(planned, planned.batch_id or batch_id_of(requests))
+        self.batches[batch.batch_id] = batch
+        for member in planned.transfers:
+            record = self.records[member.request.transfer_id] = TransferRecord(
+                member, batch_id=batch.batch_id
+            )
+            if _accounts(record.request) & self.frozen:
+                record.disturbed_by.add("frozen")
+        return batch
+
+    async def _follow_batch(self, batch: BatchRecord, flow: Awaitable[BatchOutcome]) -> None:
+        """The batch's outcome, and each transfer's in its record."""
+        try:
+            batch.outcome = await flow
+        except Exception as error:  # no fault explains it: reported as a violation
+            self.anomalies.append((f"batch {batch.batch_id}", f"{type(error).__name__}: {error}"))
+            return
+        for outcome in batch.outcome.transfers:
+            self.records[outcome.transfer_id].outcome = outcome
 
     async def _follow(self, record: TransferRecord, flow: Awaitable[TransferOutcome]) -> None:
         try:

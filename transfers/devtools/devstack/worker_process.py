@@ -42,8 +42,10 @@ async def wait_until_polling(
     watched: list[ChildProcess],
     stopping: asyncio.Event,
     timeout_s: float,
+    pollers: int = 1,
 ) -> None:
-    """Ready once a poller has asked the task queue for work since the worker started."""
+    """Ready once `pollers` pollers (worker processes: one identity each) have asked the task
+    queue for work since the workers started."""
     started_at = datetime.now(UTC) - timedelta(seconds=1)  # slack for the server's clock
     request = DescribeTaskQueueRequest(
         namespace=stack.namespace,
@@ -56,9 +58,8 @@ async def wait_until_polling(
             response = await client.workflow_service.describe_task_queue(request)
         except RPCError:  # the server may still be setting the namespace up
             return False
-        return any(
-            poller.last_access_time.ToDatetime(UTC) >= started_at for poller in response.pollers
-        )
+        recent = [p for p in response.pollers if p.last_access_time.ToDatetime(UTC) >= started_at]
+        return len({poller.identity for poller in recent}) >= pollers
 
     await wait_until(
         polling, what="worker", watched=watched, stopping=stopping, timeout_s=timeout_s

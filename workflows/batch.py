@@ -1,0 +1,413 @@
+"""TransferBatchWorkflow: many transfers, each its own saga, their steps applied in batches.
+
+Each transfer ends as `TransferWorkflow`'s entries-decide path would end it alone (COMPLETED,
+FAILED or COMPENSATED, with its error), and a refused transfer never refuses the rest. The steps:
+claim every id; debit the claimed; credit the debited; then settle every transfer that did not
+complete as its entries say (fence its credit on the target's shard; where no credit landed,
+refund the source: a marker where nothing was taken). Each step is one batched ledger activity:
+one transaction per shard for the whole batch.
+
+Where the single saga differs: both sides of a same-shard transfer are a debit and a credit, not
+one transaction (a refused credit there is COMPENSATED, not FAILED); and a refund refused for a
+business reason is tried again every BATCH_REFUND_RETRY_INTERVAL, with the batch's `RefundStuck`
+search attribute set, instead of waiting for an operator's Update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+
+with workflow.unsafe.imports_passed_through():
+    from activities.batch import BatchActivities
+    from activities.batch_models import (
+        BatchClaim,
+        BatchClaims,
+        BatchEndings,
+        BatchStepResults,
+        BatchSteps,
+        StepOutcome,
+    )
+    from activities.models import ClaimEnding, StepRequest
+    from shards.errors import IdempotencyConflict
+    from workflows import policies
+    from workflows.batch_models import (
+        BatchOutcome,
+        BatchRequest,
+        count_statuses,
+        one_currency_total,
+        summary_line,
+    )
+    from workflows.models import (
+        AppliedEntry,
+        TransferError,
+        TransferOutcome,
+        TransferRequest,
+        TransferStatus,
+        TransferStep,
+    )
+    from workflows.saga_steps import (
+        Refused,
+        cancelled,
+        ended_before,
+        records_ending,
+        run_step,
+        shielded,
+    )
+    from workflows.search_attributes import AMOUNT, BATCH_ID, CURRENCY, REFUND_IS_STUCK
+
+
+@dataclass
+class _Transfer:
+    """One transfer's saga within the batch: where it is, as its status query would say."""
+
+    request: TransferRequest
+    status: TransferStatus = TransferStatus.RUNNING
+    step: TransferStep = TransferStep.STARTED
+    error: TransferError | None = None
+    entries: list[AppliedEntry] = field(default_factory=list)
+    # Its claim records how this request ends (found there, or recorded by _record_endings).
+    claim_ended: bool = False
+
+    def advance(
+        self, status: TransferStatus, step: TransferStep, error: TransferError | None = None
+    ) -> None:
+        self.status, self.step = status, step
+        if error is not None:
+            self.error = error
+
+    def outcome(self) -> TransferOutcome:
+        return TransferOutcome(
+            transfer_id=self.request.transfer_id,
+            status=self.status,
+            step=self.step,
+            error=self.error,
+        )
+
+
+@dataclass(frozen=True)
+class _Unfinished:
+    """A transfer to settle by its entries: why it stopped, and its step if it ends FAILED."""
+
+    transfer: _Transfer
+    reason: TransferError
+    failed_step: TransferStep = TransferStep.CANCELLED
+
+
+R = TypeVar("R")
+BatchStep = Callable[[BatchActivities, BatchSteps], Awaitable[BatchStepResults]]
+
+
+@workflow.defn(name="TransferBatchWorkflow", failure_exception_types=[ValidationError])
+class TransferBatchWorkflow:
+    """Claim, debit, credit and settle a batch of transfers, each ending on its own."""
+
+    @workflow.init
+    def __init__(self, batch: BatchRequest) -> None:
+        self._batch = batch
+        self._transfers = [_Transfer(request) for request in batch.transfers]
+        self._phase = TransferStep.STARTED
+
+    @workflow.query
+    def status(self) -> BatchOutcome:
+        """Every transfer's status, step and error, and the counts per status."""
+        return BatchOutcome(
+            batch_id=self._batch.batch_id,
+            transfers=tuple(transfer.outcome() for transfer in self._transfers),
+            counts=self._counts(),
+        )
+
+    @workflow.query
+    def counts(self) -> dict[str, int]:
+        """How many transfers have each status (cheap: for progress bars)."""
+        return self._counts()
+
+    @workflow.run
+    async def run(self, batch: BatchRequest) -> BatchOutcome:
+        """Claim, debit, credit; then settle what did not complete. Cancelling it: what is not
+        debited ends FAILED (cancelled); what is debited and not credited is fenced, then
+        refunded, shielded from the cancellation."""
+        self._start()
+        try:
+            claimed, ended = await self._claim(self._transfers)
+        except asyncio.CancelledError:  # the claims' commit may be lost: claim again, to the end
+            claimed, ended = await shielded(self._claim(self._transfers))
+            reason = cancelled("before its first step was recorded")
+            return await self._finish(ended + [_Unfinished(t, reason) for t in claimed])
+        try:
+            debited, unfinished = await self._debit(claimed)
+        except asyncio.CancelledError:
+            reason = cancelled("before the credit")
+            return await self._finish(ended + [_Unfinished(t, reason) for t in claimed])
+        unfinished = ended + unfinished
+        try:
+            unfinished += await self._credit(debited)
+        except asyncio.CancelledError:
+            reason = cancelled("before the credit was applied")
+            unfinished += [_Unfinished(t, reason) for t in debited]
+        return await self._finish(unfinished)
+
+    # the steps ----------------------------------------------------------------------------
+
+    async def _claim(
+        self, transfers: Sequence[_Transfer]
+    ) -> tuple[list[_Transfer], list[_Unfinished]]:
+        """Own every transfer id: the claimed; and those whose request ended before with nothing
+        moved, as their claim recorded, to settle by their entries (FAILED with the first run's
+        error). Those another request owns end FAILED at once, refused."""
+        self._enter(TransferStep.ROUTING, transfers)
+        claims = BatchClaims(
+            claims=tuple(
+                BatchClaim(transfer_id=t.request.transfer_id, fingerprint=t.request.fingerprint())
+                for t in transfers
+            )
+        )
+        found = await _batched(
+            BatchActivities.claim_batch,
+            claims,
+            f"claim {len(transfers):,} transfer ids",
+            policies.ABANDON_ON_CANCEL,
+        )
+        claimed, ended = [], []
+        for transfer, refusal in zip(transfers, found.refusals, strict=True):
+            if refusal is None:
+                claimed.append(transfer)
+            elif ended_before(refusal):
+                transfer.claim_ended = True
+                ended.append(_Unfinished(transfer, refusal, TransferStep.REFUSED))
+            else:
+                transfer.advance(TransferStatus.FAILED, TransferStep.REFUSED, refusal)
+        self._show()
+        return claimed, ended
+
+    async def _debit(self, claimed: list[_Transfer]) -> tuple[list[_Transfer], list[_Unfinished]]:
+        """Debit the sources: the debited, and the refused to settle (a refusal for another
+        request's entries ends FAILED at once: nothing of this request is written)."""
+        self._enter(TransferStep.DEBITING, claimed, TransferStatus.RUNNING)
+        results = await self._step(
+            BatchActivities.debit_batch, claimed, policies.ABANDON_ON_CANCEL, "debit", source=True
+        )
+        debited, refused = [], []
+        for transfer, result in zip(claimed, results, strict=True):
+            if isinstance(result, AppliedEntry):
+                transfer.entries.append(result)
+                transfer.advance(TransferStatus.DEBITED, TransferStep.DEBITING)
+                debited.append(transfer)
+            elif result.type == IdempotencyConflict.__name__:
+                transfer.advance(TransferStatus.FAILED, TransferStep.DEBIT_REFUSED, result)
+            else:
+                refused.append(_Unfinished(transfer, result, TransferStep.DEBIT_REFUSED))
+        self._show()
+        return debited, refused
+
+    async def _credit(self, debited: list[_Transfer]) -> list[_Unfinished]:
+        """Credit the targets: the refused, to settle."""
+        self._enter(TransferStep.CREDITING, debited, TransferStatus.DEBITED)
+        results = await self._step(
+            BatchActivities.credit_batch, debited, policies.WAIT_ON_CANCEL, "credit"
+        )
+        refused = []
+        for transfer, result in zip(debited, results, strict=True):
+            if isinstance(result, AppliedEntry):
+                transfer.entries.append(result)
+                transfer.advance(TransferStatus.COMPLETED, TransferStep.COMPLETED)
+            else:
+                refused.append(_Unfinished(transfer, result))
+        self._show()
+        return refused
+
+    # settling ----------------------------------------------------------------------------
+
+    async def _finish(self, unfinished: list[_Unfinished]) -> BatchOutcome:
+        """Settle what did not complete, shielded from a cancellation; then the outcome."""
+        if unfinished:
+            await shielded(self._settle(unfinished))
+        self._phase = TransferStep.COMPLETED
+        outcome = self.status()
+        workflow.upsert_memo({"counts": outcome.counts})
+        self._show()
+        return outcome
+
+    async def _settle(self, unfinished: list[_Unfinished]) -> None:
+        """Fence each credit: found, the transfer completed after all; else refund the source."""
+        transfers = [item.transfer for item in unfinished]
+        self._enter(TransferStep.SETTLING_CREDIT, transfers)
+        fences = await self._step(
+            BatchActivities.fence_credit_batch, transfers, policies.WAIT_ON_CANCEL, "fence"
+        )
+        to_refund = []
+        for item, fence in zip(unfinished, fences, strict=True):
+            if isinstance(fence, AppliedEntry) and not fence.marker:
+                item.transfer.entries.append(fence)
+                item.transfer.advance(TransferStatus.COMPLETED, TransferStep.COMPLETED)
+                continue
+            if isinstance(fence, TransferError):  # a fence never refuses since entries-decide
+                workflow.logger.error("transfer %s: %s", item.transfer.request.transfer_id, fence)
+            item.transfer.advance(TransferStatus.COMPENSATING, TransferStep.REFUNDING, item.reason)
+            to_refund.append(item)
+        await self._refund_until_done(to_refund)
+
+    async def _refund_until_done(self, to_refund: list[_Unfinished]) -> None:
+        """Refund each source (a marker where nothing was taken: FAILED at its failed step);
+        a refused refund is tried again after BATCH_REFUND_RETRY_INTERVAL, for ever."""
+        self._phase = TransferStep.REFUNDING
+        stuck_shown = False
+        while to_refund:
+            transfers = [item.transfer for item in to_refund]
+            results = await self._step(
+                BatchActivities.refund_batch, transfers, policies.WAIT_ON_CANCEL, "refund",
+                source=True,
+            )  # fmt: skip
+            stuck, marked = [], []
+            for item, refund in zip(to_refund, results, strict=True):
+                transfer = item.transfer
+                if isinstance(refund, TransferError):
+                    transfer.advance(TransferStatus.COMPENSATING, TransferStep.REFUND_STUCK, refund)
+                    stuck.append(item)
+                    continue
+                if refund not in transfer.entries[-1:]:  # settled again: recorded once
+                    transfer.entries.append(refund)
+                if refund.marker:  # the debit never applied, and now it never will
+                    marked.append(item)
+                else:
+                    transfer.advance(TransferStatus.COMPENSATED, TransferStep.REFUNDED, item.reason)
+            await self._end_failed(marked)
+            if bool(stuck) != stuck_shown:  # `RefundStuck` while some refund waits
+                stuck_shown = bool(stuck)
+                workflow.upsert_search_attributes(
+                    [REFUND_IS_STUCK.value_set(True) if stuck else REFUND_IS_STUCK.value_unset()]
+                )
+            self._show()
+            if stuck:
+                await workflow.sleep(policies.BATCH_REFUND_RETRY_INTERVAL)
+                for item in stuck:  # tried again with the reason it compensates for
+                    item.transfer.advance(
+                        TransferStatus.COMPENSATING, TransferStep.REFUNDING, item.reason
+                    )
+            to_refund = stuck
+
+    async def _end_failed(self, marked: list[_Unfinished]) -> None:
+        """End FAILED the transfers whose refund was a marker. Where their source's entries
+        cannot say so (no account held the marker), their claim records the end first, then they
+        settle once more (see LedgerSaga._ending_recorded): a debit that a concurrent run of the
+        request slipped in is refunded, a credit found completes the transfer."""
+        to_record = [item for item in marked if not item.transfer.claim_ended]
+        recorded = await self._record_endings(to_record) if to_record else set()
+        for item in marked:
+            if id(item) not in recorded:
+                item.transfer.advance(TransferStatus.FAILED, item.failed_step, item.reason)
+        again = [item for item in to_record if id(item) in recorded]
+        if again:
+            await self._settle(again)
+
+    async def _record_endings(self, items: list[_Unfinished]) -> set[int]:
+        """`end_claim_batch` for `items` (since CLAIM_RECORDS_ENDING): the ids of those items
+        whose claim now records their end."""
+        if not records_ending():
+            return set()
+        for item in items:
+            item.transfer.claim_ended = True
+        endings = BatchEndings(
+            endings=tuple(
+                ClaimEnding(
+                    transfer_id=item.transfer.request.transfer_id,
+                    fingerprint=item.transfer.request.fingerprint(),
+                    source_account_id=item.transfer.request.source_account_id,
+                    error=item.reason,
+                )
+                for item in items
+            )
+        )
+        done = await _batched(
+            BatchActivities.end_claim_batch,
+            endings,
+            f"record the end of {len(items):,} transfers on their claims",
+            policies.WAIT_ON_CANCEL,
+        )
+        return {id(item) for item, ended in zip(items, done.recorded, strict=True) if ended}
+
+    async def _step(
+        self,
+        step: BatchStep,
+        transfers: Sequence[_Transfer],
+        cancellation: workflow.ActivityCancellationType,
+        verb: str,
+        *,
+        source: bool = False,
+    ) -> tuple[StepOutcome, ...]:
+        """One batched ledger step for `transfers`, on each one's source or target."""
+        steps = BatchSteps(
+            steps=tuple(
+                StepRequest(
+                    transfer_id=t.request.transfer_id,
+                    account_id=t.request.source_account_id
+                    if source
+                    else t.request.target_account_id,
+                    amount=t.request.amount,
+                    currency=t.request.currency,
+                    fingerprint=t.request.fingerprint(),
+                )
+                for t in transfers
+            )
+        )
+        try:
+            done = await _batched(step, steps, f"{verb} {len(transfers):,} transfers", cancellation)
+        except Refused as refusal:  # the step refused the whole batch: a bug, not a business end
+            raise RuntimeError(f"{verb} refused a whole batch: {refusal.error}") from refusal
+        return done.results
+
+    # progress -----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """The search attributes a client that started the batch did not set (another SDK)."""
+        updates: list[SearchAttributeUpdate[Any]] = [BATCH_ID.value_set(self._batch.batch_id)]
+        total = one_currency_total(self._batch.transfers)
+        if total is not None:
+            updates += [AMOUNT.value_set(total[0]), CURRENCY.value_set(total[1])]
+        at_start = workflow.info().typed_search_attributes
+        updates = [update for update in updates if at_start.get(update.key) != update.value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        self._show()
+
+    def _enter(
+        self,
+        phase: TransferStep,
+        transfers: Sequence[_Transfer],
+        status: TransferStatus | None = None,
+    ) -> None:
+        """The batch's phase, and each transfer's step (and status) within it."""
+        self._phase = phase
+        for transfer in transfers:
+            transfer.advance(status or transfer.status, phase)
+        self._show()
+
+    def _counts(self) -> dict[str, int]:
+        return count_statuses([transfer.status for transfer in self._transfers])
+
+    def _show(self) -> None:
+        """The Web UI's current details: the batch's phase and its counts so far."""
+        line = summary_line(self._batch.transfers, self._counts())
+        workflow.set_current_details(f"**{self._phase}**: {line}")
+
+
+async def _batched(
+    step: Callable[..., Awaitable[R]],
+    argument: object,
+    summary: str,
+    cancellation: workflow.ActivityCancellationType,
+) -> R:
+    """One batched ledger activity: a shard step's options, with a batch's time per attempt."""
+    return await run_step(
+        step,
+        argument,
+        summary=summary,
+        cancellation=cancellation,
+        start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
+    )
