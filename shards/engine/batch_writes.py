@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Text,
     any_,
     bindparam,
@@ -30,7 +29,7 @@ from shards.compiled import Compiled, Driver
 from shards.engine.account_state import AccountState
 from shards.engine.batch_reads import BatchEntry
 from shards.engine.hold_writes import release_lapsed
-from shards.engine.writes import Contended, lock_in_order
+from shards.engine.writes import ENTRY_COLUMNS, Contended, lock_in_order
 from shards.schema import accounts, entries
 
 _ROW_COLUMNS: dict[str, Any] = {
@@ -40,15 +39,6 @@ _ROW_COLUMNS: dict[str, Any] = {
     "status": Text,
     "version_seen": BigInteger,
     "version_new": BigInteger,
-}
-_ENTRY_COLUMNS: dict[str, Any] = {
-    "transfer_id": Text,
-    "kind": Text,
-    "account_id": Text,
-    "amount": BigInteger,
-    "marker": Boolean,
-    "balance_after": BigInteger,
-    "fingerprint": Text,
 }
 
 
@@ -62,7 +52,7 @@ def _unnest(name: str, columns: dict[str, Any]) -> Any:
 
 def _write_statement() -> Compiled:
     account_row = _unnest("account_row", _ROW_COLUMNS)
-    new_entry = _unnest("new_entry", _ENTRY_COLUMNS)
+    new_entry = _unnest("new_entry", ENTRY_COLUMNS)
     entries_now = (
         select(func.count())
         .select_from(entries)
@@ -90,8 +80,8 @@ def _write_statement() -> Compiled:
     recorded = (
         insert(entries)
         .from_select(
-            list(_ENTRY_COLUMNS),
-            select(*(new_entry.c[key] for key in _ENTRY_COLUMNS)).where(
+            list(ENTRY_COLUMNS),
+            select(*(new_entry.c[key] for key in ENTRY_COLUMNS)).where(
                 posted_count == bindparam("rows_written", type_=BigInteger)
             ),
         )
@@ -168,5 +158,5 @@ def _row_arrays(rows: list[BatchedAccountRow]) -> dict[str, list[Any]]:
 
 def _entry_arrays(new_entries: list[BatchEntry]) -> dict[str, list[Any]]:
     return {
-        f"new_entry_{key}": [getattr(entry, key) for entry in new_entries] for key in _ENTRY_COLUMNS
+        f"new_entry_{key}": [getattr(entry, key) for entry in new_entries] for key in ENTRY_COLUMNS
     }

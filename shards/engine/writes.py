@@ -40,7 +40,7 @@ class Contended(Exception):
     """A concurrent writer got there first: read again and decide again."""
 
 
-_ENTRY_COLUMNS = {
+ENTRY_COLUMNS: dict[str, Any] = {  # an entry as a write inserts it, with its SQL types
     "transfer_id": Text,
     "kind": Text,
     "account_id": Text,
@@ -104,7 +104,7 @@ def _accounts_and_entries(account_writes: int, new_entries: int) -> Compiled:
         select(
             *(
                 bindparam(f"entry_{name}_{n}", type_=kind).label(name)
-                for name, kind in _ENTRY_COLUMNS.items()
+                for name, kind in ENTRY_COLUMNS.items()
             )
         )
         for n in range(new_entries)
@@ -112,7 +112,7 @@ def _accounts_and_entries(account_writes: int, new_entries: int) -> Compiled:
     new_rows = (rows[0] if new_entries == 1 else union_all(*rows)).subquery("new_entry")
     recorded = (
         insert(entries)
-        .from_select(list(_ENTRY_COLUMNS), select(new_rows).where(updated_count == account_writes))
+        .from_select(list(ENTRY_COLUMNS), select(new_rows).where(updated_count == account_writes))
         .returning(entries.c.entry_id)
         .cte("recorded")
     )
