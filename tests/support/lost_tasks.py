@@ -11,9 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
 
 from shards.audit import run_audit
 from shards.ledger import Ledger
+from tests.support.workers import record_history
+from transfers.client import workflow_id
+from transfers.settings import Settings
 from workflows.models import PendingTransferRequest, TransferOutcome, TransferRequest
 
 NOTHING_MOVED = frozenset({"FAILED", "VOIDED", "EXPIRED"})
@@ -141,3 +146,27 @@ async def assert_settled(
     assert outcome.transfer_id not in report.contradictions
     assert outcome.transfer_id not in report.stranded
     assert not set(opening) & set(report.account_mismatches)
+
+
+async def run_again(
+    client: Client, settings: Settings, request: TransferRequest, history: str | None = None
+) -> TransferOutcome:
+    """A new run of the transfer's workflow id once the first has closed (after retention, or as
+    a foreign client starts it: Temporal's default id-reuse policy allows it); its history
+    recorded as `history` (see record_history; `{status}` there is the run's status) when named."""
+    pending = isinstance(request, PendingTransferRequest)
+    handle = await client.start_workflow(
+        "PendingTransferWorkflow" if pending else "TransferWorkflow",
+        request,
+        id=workflow_id(request.transfer_id),
+        task_queue=settings.transfers_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        result_type=TransferOutcome,
+    )
+    try:
+        outcome: TransferOutcome = await handle.result()
+    except WorkflowFailureError as error:  # pragma: no cover - the caller's assertion shows it
+        raise AssertionError(f"the new run failed instead of ending: {error.cause}") from error
+    if history is not None:
+        await record_history(handle, history.format(status=outcome.status.lower()))
+    return outcome

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import Client
 
 from shards.schema import AccountStatus
-from tests.support.lost_tasks import LostTask, assert_settled
+from tests.support.lost_tasks import LostTask, assert_settled, run_again
 from tests.support.workers import (
     Accounts,
     RecordingActivities,
@@ -25,7 +24,7 @@ from tests.support.workers import (
 )
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
-from workflows.models import TransferOutcome, TransferRequest, TransferStatus
+from workflows.models import TransferRequest, TransferStatus
 
 pytestmark = pytest.mark.lost_tasks
 
@@ -183,25 +182,7 @@ def _credited(case: Case) -> int:
     return AMOUNT if set(case.committed) & {"credit", "within_shard"} else 0
 
 
-async def _run_again(
-    client: Client, settings: Settings, request: TransferRequest
-) -> TransferOutcome:
-    """A new run of the transfer's workflow id, as a foreign client would start it: Temporal's
-    default id-reuse policy allows it once the first run has closed."""
-    handle = await client.start_workflow(
-        "TransferWorkflow",
-        request,
-        id=workflow_id(request.transfer_id),
-        task_queue=settings.transfers_task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        result_type=TransferOutcome,
-    )
-    try:
-        outcome = await handle.result()
-    except WorkflowFailureError as error:  # pragma: no cover - the assertion below shows it
-        raise AssertionError(f"the new run failed instead of ending: {error.cause}") from error
-    await record_history(handle, f"id_reused_{outcome.status.lower()}")
-    return outcome
+REUSED = "id_reused_{status}"  # the recorded history of a new run of the id, by its end
 
 
 @pytest.mark.parametrize("first_end", ["completed", "compensated"])
@@ -225,8 +206,8 @@ async def test_a_new_run_of_an_id_with_other_fields_moves_nothing(
     async with running_worker(client, settings, activities):
         first = await transfers.submit(request)
         other = request.model_copy(update={"target_account_id": other_target})
-        second = await _run_again(client, settings, other)
-        same = await _run_again(client, settings, request)  # the same fields: the same end
+        second = await run_again(client, settings, other, REUSED)
+        same = await run_again(client, settings, request, REUSED)  # the same fields: the same end
 
     expected = TransferStatus.COMPLETED if first_end == "completed" else TransferStatus.COMPENSATED
     assert first.status == same.status == expected

@@ -9,18 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import Client
 
 from shards.errors import AccountNotFound
-from tests.support.lost_tasks import assert_settled, entries_of
+from tests.support.lost_tasks import assert_settled, entries_of, run_again
 from tests.support.pending_holds import PendingFor
 from tests.support.workers import Accounts, record_history
 from transfers.client import TransfersClient, workflow_id
 from transfers.settings import Settings
 from workflows.batch_models import batch_workflow_id
 from workflows.models import (
-    PendingTransferRequest,
     TransferOutcome,
     TransferRequest,
     TransferStatus,
@@ -30,29 +28,6 @@ from workflows.models import (
 pytestmark = [pytest.mark.lost_tasks, pytest.mark.usefixtures("worker")]
 
 AMOUNT = 400
-
-
-async def _run_again(
-    client: Client, settings: Settings, request: TransferRequest, history: str | None = None
-) -> TransferOutcome:
-    """A new run of the transfer's workflow id once the first has closed (as after retention);
-    its history recorded as `history` (see record_history) when named."""
-    pending = isinstance(request, PendingTransferRequest)
-    handle = await client.start_workflow(
-        "PendingTransferWorkflow" if pending else "TransferWorkflow",
-        request,
-        id=workflow_id(request.transfer_id),
-        task_queue=settings.transfers_task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        result_type=TransferOutcome,
-    )
-    try:
-        outcome: TransferOutcome = await handle.result()
-    except WorkflowFailureError as error:  # pragma: no cover - the assertion below shows it
-        raise AssertionError(f"the new run failed instead of ending: {error.cause}") from error
-    if history is not None:
-        await record_history(handle, history)
-    return outcome
 
 
 def _failed_unknown(outcome: TransferOutcome, account_id: str) -> None:
@@ -109,9 +84,7 @@ async def test_a_single_transfer_failed_for_an_unknown_source_stays_failed_when_
     await _open(accounts, source, 1_000)
     if not layout.startswith("target exists"):
         await _open(accounts, target, 0)
-    again = await _run_again(
-        client, settings, request, "ended_on_claim_rerun" if recorded else None
-    )
+    again = await run_again(client, settings, request, "ended_on_claim_rerun" if recorded else None)
 
     # the same end, the first run's error; not COMPLETED (money moved) nor COMPENSATED
     _failed_unknown(again, source)
@@ -146,7 +119,7 @@ async def test_a_pending_transfer_refused_for_an_unknown_source_holds_nothing_wh
 
     await _open(accounts, source, 1_000)
     await _open(accounts, target, 0)
-    again = await _run_again(client, settings, request)
+    again = await run_again(client, settings, request)
 
     _failed_unknown(again, source)  # not HELD: no hold to post
     assert (await accounts.ledger.get_account(source)).held == 0
@@ -171,7 +144,7 @@ async def test_a_batch_transfer_failed_for_an_unknown_source_run_again_as_a_sing
     )
 
     await _open(accounts, source, 1_000)
-    again = await _run_again(client, settings, request)
+    again = await run_again(client, settings, request)
 
     _failed_unknown(again, source)
     await _nothing_moved(accounts, again, source, target)
@@ -190,7 +163,7 @@ async def test_a_transfer_of_existing_accounts_ends_as_before(
     request = request_for(source, target, AMOUNT)
     first = await transfers.submit(request)
     await accounts.deposit(source, 1_000)
-    again = await _run_again(client, settings, request)
+    again = await run_again(client, settings, request)
 
     for outcome in (first, again):
         assert outcome.status == TransferStatus.FAILED, outcome
