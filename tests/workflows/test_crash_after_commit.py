@@ -15,11 +15,12 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.ledger import CRASH_AFTER_COMMIT, CRASH_EXIT_CODE
-from shards.errors import HoldNotActive
-from shards.schema import AccountStatus
+from shards.errors import AccountNotFound, HoldNotActive
+from shards.schema import AccountStatus, transfer_claims
 from tests.ops.test_worker_process import WorkerProcess
 from tests.support.lost_tasks import assert_settled, entries_of
 from tests.support.workers import (
@@ -140,6 +141,54 @@ async def test_a_transfer_whose_worker_died_after_a_commit_ends_as_its_entries_s
         outcome,
         opening={source: OPENING, target: 0},
         balances={source: OPENING - moved, target: moved},
+    )
+
+
+@pytest.mark.parametrize("interference", ["accounts opened", "accounts opened, cancelled"])
+async def test_a_transfer_whose_worker_died_after_recording_its_end_stays_failed(
+    interference: str,
+    client: Client,
+    settings: Settings,
+    activities: RecordingActivities,
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+    tmp_path: Path,
+) -> None:
+    """end_claim: the worker dies right after the claim records the FAILED end of a transfer
+    whose source did not exist (no row for a refund marker). The accounts are opened, the source
+    funded (and the transfer cancelled) before another worker runs it again from a history without
+    any step: it ends FAILED with the first run's error, and nothing moves."""
+    source, target = accounts.id_on(0), accounts.id_on(1)
+    request = request_for(source, target, AMOUNT)
+    handle = client.get_workflow_handle(workflow_id(request.transfer_id))
+
+    async with CrashingWorker(settings, tmp_path, "end_claim") as crashing:
+        await transfers.start(request)
+        await crashing.crashed()
+    assert await steps_in_history(handle) == []  # the whole workflow task was lost
+    async with accounts.ledger.router.shard_for(request.transfer_id).begin() as connection:
+        ended = await connection.scalar(
+            select(transfer_claims.c.ended_code).where(
+                transfer_claims.c.transfer_id == request.transfer_id
+            )
+        )
+    assert ended == AccountNotFound.__name__  # the end the lost task recorded
+
+    await accounts.ledger.open_account(source, "USD")
+    await accounts.deposit(source, OPENING)
+    await accounts.ledger.open_account(target, "USD")
+    if interference.endswith("cancelled"):
+        assert await transfers.cancel(request.transfer_id) is True
+    async with running_worker(client, settings, activities):
+        outcome = await asyncio.wait_for(transfers.submit(request), timeout=60)
+
+    assert (outcome.status, error_type(outcome)) == (TransferStatus.FAILED, "AccountNotFound")
+    await assert_settled(
+        accounts.ledger,
+        outcome,
+        opening={source: OPENING, target: 0},
+        balances={source: OPENING, target: 0},
     )
 
 
