@@ -4,7 +4,8 @@ Per currency: sum(balances) + in flight + written off == sum(deposits) - sum(wit
 in flight is the money debited (or captured) by a transfer that has been neither credited nor
 refunded yet, and written off the money debited by a transfer whose refund an operator settled
 outside the ledger (a refund marker beside the debit, see LedgerSaga.resolve_compensation).
-Per account: balance == the sum of its entries, held == the sum of its active holds.
+Per account: balance == the sum of its entries, held == the sum of its active holds; only a
+marker may name an account that does not exist.
 Per transfer, across all shards: at most one entry of each kind (a debit and a capture both
 take the money: one of them); a credit needs a debit or capture of the same amount and currency;
 a transfer is never both credited and refunded; a refund matches what was taken. Money in flight
@@ -20,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, case, func, literal, select
+from sqlalchemy import ARRAY, Text, any_, bindparam, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shards.router import ShardRouter
@@ -217,10 +218,19 @@ async def _account_mismatches(connection: AsyncConnection) -> dict[str, str]:
         .outerjoin(active, active.c.account_id == accounts.c.account_id)
         .where((accounts.c.balance != net_amount) | (accounts.c.held != held_amount))
     )
-    return {
+    mismatches = {
         account_id: f"balance {balance} vs entries {entries_net}; held {held} vs holds {holds_sum}"
         for account_id, balance, entries_net, held, holds_sum in await connection.execute(query)
     }
+    # Only markers may name an account not opened (yet): no foreign key says so (migration 0006).
+    unopened = (
+        select(entries.c.account_id, func.count())
+        .where(~entries.c.marker, ~exists().where(accounts.c.account_id == entries.c.account_id))
+        .group_by(entries.c.account_id)
+    )
+    for account_id, count in await connection.execute(unopened):
+        mismatches[account_id] = f"{count} entries move money on an account that does not exist"
+    return mismatches
 
 
 async def _moves(

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Text, and_, any_, bindparam, column, func, or_, select, update
+from sqlalchemy import Text, and_, any_, bindparam, column, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from shards.compiled import Compiled
 from shards.engine.decisions import COMPENSATIONS
 from shards.errors import BusinessError, IdempotencyConflict, recorded_error
 from shards.records import Ending
-from shards.schema import entries, transfer_claims
+from shards.schema import accounts, entries, transfer_claims
 from shards.shard import Shard
 
 _TRANSFER_ID = bindparam("transfer_id", type_=Text)
@@ -92,12 +92,15 @@ _END_CLAIMS = Compiled.of(
     )
 )
 
-# Which of these transfers have a compensation entry (refund or release, real or marker) here.
+# Which of these transfers have a compensation entry (refund or release, real or marker) here,
+# on an account that exists: a marker written while the account did not (migration 0006) keeps
+# no error, and the claim still records the ending's.
 _COMPENSATED = Compiled.of(
     select(entries.c.transfer_id)
     .distinct()
     .where(
         entries.c.transfer_id == any_(_IDS),
+        exists().where(accounts.c.account_id == entries.c.account_id),
         or_(*(entries.c.kind == str(kind) for kind in sorted(COMPENSATIONS))),
     )
 )
@@ -172,8 +175,9 @@ async def end_claims(shard: Shard, endings: Sequence[Ending]) -> None:
     """Record each ending on its claim (of this shard), unless one is recorded already or the
     claim is another request's: from then on `claim` refuses the request with that error.
 
-    For a transfer that ends with nothing moved and no entry to say so (its source has no
-    account, so the refund marker that refuses a later debit has no row to be written on).
+    For a transfer that ends with nothing moved while its source has no account: the refund
+    marker that refuses a later debit is written without the row (migration 0006), but keeps no
+    error; the claim keeps it, for a later run of the same request to end with it.
     """
     if not endings:
         return

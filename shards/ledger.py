@@ -338,9 +338,10 @@ class Ledger:
 
     async def end_claims(self, endings: Sequence[Ending]) -> list[bool]:
         """Record on its claim the ending of each transfer whose source shows no compensation
-        (no refund or release entry, real or marker: its account did not exist when the saga
-        refunded): True for those, whose claim now hands the ending to a later run of the same
-        request (see shards.claims.claim); False where the source's entries record it already.
+        on an account that exists (no refund or release entry, real or marker, or only a marker
+        written while the account did not exist, which keeps no error): True for those, whose
+        claim now hands the ending to a later run of the same request (see shards.claims.claim);
+        False where the source's entries record it already.
 
         The saga then settles once more (fence, refund): a debit that a concurrent run of the
         request slipped in meanwhile is refunded, a credit found completes it.

@@ -86,7 +86,8 @@ class Entry(Base):
     """Append-only record of one applied step; (transfer_id, kind) makes steps idempotent.
 
     A `marker` entry records a compensation for a step that never happened here: it moves no
-    money and exists so that the late original step is refused.
+    money and exists so that the late original step is refused. No foreign key to accounts: a
+    marker may name an account not opened yet (migration 0006, shards.engine.openings).
     """
 
     __tablename__ = "entries"
@@ -94,7 +95,7 @@ class Entry(Base):
     entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     transfer_id: Mapped[Identifier]
     kind: Mapped[Identifier]
-    account_id: Mapped[str] = mapped_column(Text, ForeignKey("accounts.account_id"), nullable=False)
+    account_id: Mapped[Identifier]
     amount: Mapped[MinorUnits]
     marker: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     balance_after: Mapped[MinorUnits]

@@ -10,6 +10,7 @@ One pipeline, one module a stage (`shards.ledger` calls it; nothing here is publ
     hold_writes.py   the holds table: place, post, void, sweep the lapsed
       -> hold_expiry.py     the one rule of when a hold lapses: the shard's clock
     runner.py        read -> decide -> write -> commit, retried on a lost compare-and-set
+      -> openings.py        a marker on an account not opened yet: taken under its opening lock
 
 Batched steps (Ledger.debit_batch, ...) run the same `plan_*` over many transfers, one transaction
 per shard: batches.py (group, decide in order, retry), batch_reads.py, batch_writes.py.

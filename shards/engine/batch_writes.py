@@ -59,12 +59,14 @@ def _write_statement() -> Compiled:
         .where(entries.c.transfer_id == any_(bindparam("transfer_ids", type_=ARRAY(Text))))
         .scalar_subquery()
     )
+    entries_seen = bindparam("entries_seen", type_=BigInteger)
+    rows_written = bindparam("rows_written", type_=BigInteger)
     posted = (
         update(accounts)
         .where(
             accounts.c.account_id == account_row.c.account_id,
             accounts.c.version == account_row.c.version_seen,
-            entries_now == bindparam("entries_seen", type_=BigInteger),
+            entries_now == entries_seen,
         )
         .values(
             balance=account_row.c.balance,
@@ -82,7 +84,9 @@ def _write_statement() -> Compiled:
         .from_select(
             list(ENTRY_COLUMNS),
             select(*(new_entry.c[key] for key in ENTRY_COLUMNS)).where(
-                posted_count == bindparam("rows_written", type_=BigInteger)
+                posted_count == rows_written,
+                # markers on accounts not opened yet write no row: then the guard is here
+                (rows_written > 0) | (entries_now == entries_seen),
             ),
         )
         .returning(entries.c.entry_id)

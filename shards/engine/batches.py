@@ -24,6 +24,12 @@ from shards.engine.batch_reads import BatchEntry, ShardRead, read_batch
 from shards.engine.batch_writes import BatchedAccountRow, write_batch
 from shards.engine.changes import Change, PriorEntry, Replay, StepContext
 from shards.engine.decisions import Step
+from shards.engine.openings import (
+    OpeningLocksNeeded,
+    lock_openings,
+    require_opening_locks,
+    unopened_accounts,
+)
 from shards.engine.runner import ConflictRetry, conflicts_contended, validated_step
 from shards.engine.writes import lapsed_releases, step_results
 from shards.errors import BusinessError
@@ -52,6 +58,7 @@ class _Decided:
     outcomes: list[Outcome] = field(default_factory=list)
     rows: dict[str, BatchedAccountRow] = field(default_factory=dict)
     new_entries: list[BatchEntry] = field(default_factory=list)
+    unopened: set[str] = field(default_factory=set)  # marked without a row (engine.openings)
 
 
 class BatchRunner:
@@ -99,16 +106,27 @@ class BatchRunner:
     async def _on_shard(
         self, shard: Shard, routed: list[_Routed], plan: BatchPlan
     ) -> list[Outcome]:
+        async def attempt() -> list[Outcome]:
+            try:
+                return await self._attempt(shard, routed, plan, opening=frozenset())
+            except OpeningLocksNeeded as needed:
+                return await self._attempt(shard, routed, plan, opening=needed.account_ids)
+
         return await self.retry.until_uncontended(
-            lambda: self._attempt(shard, routed, plan),
-            f"{shard.name}: a batch of {len(routed)} steps",
+            attempt, f"{shard.name}: a batch of {len(routed)} steps"
         )
 
-    async def _attempt(self, shard: Shard, routed: list[_Routed], plan: BatchPlan) -> list[Outcome]:
-        lock = self.strategy is LockStrategy.PESSIMISTIC
+    async def _attempt(
+        self, shard: Shard, routed: list[_Routed], plan: BatchPlan, *, opening: frozenset[str]
+    ) -> list[Outcome]:
+        """One transaction; with `opening` accounts, their opening locks first and reads in READ
+        COMMITTED under row locks, whatever the strategy (see shards.engine.openings)."""
+        lock = bool(opening) or self.strategy is LockStrategy.PESSIMISTIC
         transfer_ids = sorted({item.step.transfer_id for item in routed})
         with conflicts_contended(lock=lock):
             async with shard.driver_transaction(snapshot=not lock) as connection:
+                if opening:
+                    await lock_openings(connection, opening)
                 read = await read_batch(
                     connection,
                     [item.step.account_id for item in routed],
@@ -116,7 +134,8 @@ class BatchRunner:
                     lock=lock,
                 )
                 decided = decide_batch(routed, read, plan)
-                if decided.rows:
+                require_opening_locks(decided.unopened, opening)
+                if decided.rows or decided.new_entries:
                     await write_batch(
                         connection,
                         list(decided.rows.values()),
@@ -167,6 +186,7 @@ def _apply(
     if change.new_hold is not None or change.hold_transition is not None:
         raise RuntimeError("batched steps move no hold; this plan asked to")
     new_entries = list(change.entries)
+    decided.unopened.update(unopened_accounts(change))
     for write in change.account_writes:
         account_id = write.state.account_id
         status = write.status or write.state.status

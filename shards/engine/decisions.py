@@ -123,11 +123,13 @@ def require_account(
     return state
 
 
-def nothing_to_compensate(ctx: StepContext, kind: str, step: Step) -> Replay | None:
-    """A compensation on an account that does not exist: no money can have moved there."""
+def nothing_to_compensate(ctx: StepContext, kind: str, step: Step) -> Change | None:
+    """A compensation on an account that does not exist: no money can have moved there. Its
+    marker is written all the same, without the account's row, so that the step it settles is
+    refused if the account is opened later (see shards.engine.openings)."""
     if ctx.states[step.account_id] is not None:
         return None
-    return _unwritten_marker(ctx, kind, step)
+    return Change([], [NewEntry(kind, step.account_id, step.amount, 0, marker=True)])
 
 
 def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:

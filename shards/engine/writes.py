@@ -95,8 +95,13 @@ def _accounts_and_entries(account_writes: int, new_entries: int) -> Compiled:
         .cte(f"updated_{n}")
         for n in range(account_writes)
     ]
-    updated_count = functools.reduce(
-        operator.add, [select(func.count()).select_from(cte).scalar_subquery() for cte in updated]
+    counts = [select(func.count()).select_from(cte).scalar_subquery() for cte in updated]
+    updated_count = functools.reduce(operator.add, counts) if counts else literal(0)
+    # Markers on accounts not opened yet write no row: the entries guard goes on the insert.
+    guard = (
+        updated_count == account_writes
+        if account_writes
+        else entries_now == bindparam("entries_seen", type_=BigInteger)
     )
     if not new_entries:
         return Compiled.of(select(updated_count.label("updated"), literal(0).label("recorded")))
@@ -112,7 +117,7 @@ def _accounts_and_entries(account_writes: int, new_entries: int) -> Compiled:
     new_rows = (rows[0] if new_entries == 1 else union_all(*rows)).subquery("new_entry")
     recorded = (
         insert(entries)
-        .from_select(list(ENTRY_COLUMNS), select(new_rows).where(updated_count == account_writes))
+        .from_select(list(ENTRY_COLUMNS), select(new_rows).where(guard))
         .returning(entries.c.entry_id)
         .cte("recorded")
     )

@@ -120,6 +120,8 @@ async def _every_step(ledger: Ledger, new_id: Callable[[str], str]) -> None:
     await ledger.claim(unknown, "fingerprint")
     ending = Ending(unknown, "fingerprint", new_id("acc"), "AccountNotFound", "no such account")
     assert await ledger.end_claims([ending]) == [True]
+    # a credit fenced on an account not opened yet: its marker, under its opening lock (0006)
+    assert (await ledger.fence_credit(new_id("tr"), new_id("acc"), 200, "EUR")).marker
     by_hand = new_id("tr")
     await ledger.debit(by_hand, source, 300, "EUR")
     await ledger.settled_by_hand(by_hand, source, 300, "EUR")

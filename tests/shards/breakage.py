@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -30,6 +30,7 @@ class Breakage:
 
     router: ShardRouter
     currency: str
+    unopened: list[str] = field(default_factory=list)  # accounts named by entries, never opened
 
     async def account(self, account_id: str, funds: int = 0) -> str:
         """Open `account_id` in the currency, with a deposit of `funds` (none when 0)."""
@@ -57,6 +58,13 @@ class Breakage:
                 insert(entries).values(**row, amount=amount, balance_after=balance)
             )
 
+    async def unopened_entry(self, transfer_id: str, kind: str, account_id: str) -> None:
+        """An entry that moves money on an account that does not exist (no row to change)."""
+        self.unopened.append(account_id)
+        row = {"transfer_id": transfer_id, "kind": kind, "account_id": account_id}
+        async with self.router.shard_for(account_id).begin() as connection:
+            await connection.execute(insert(entries).values(**row, amount=1, balance_after=0))
+
     async def set_held(self, account_id: str, held: int) -> None:
         """Change the account's `held` and nothing else."""
         statement = update(accounts).where(accounts.c.account_id == account_id)
@@ -75,6 +83,9 @@ class Breakage:
         mine = select(accounts.c.account_id).where(accounts.c.currency == self.currency)
         for shard in self.router.shards:
             async with shard.begin() as connection:
+                await connection.execute(
+                    delete(entries).where(entries.c.account_id.in_(self.unopened))
+                )
                 await connection.execute(delete(entries).where(entries.c.account_id.in_(mine)))
                 await connection.execute(delete(holds).where(holds.c.account_id.in_(mine)))
                 await connection.execute(

@@ -127,6 +127,20 @@ async def test_held_unequal_to_the_active_holds_names_the_account(
     )
 
 
+async def test_money_moved_on_an_account_that_does_not_exist_is_named(
+    broken: Breakage, new_id: NewId
+) -> None:
+    """Only a marker may name an account not opened (yet): no foreign key says so since 0006."""
+    ghost = new_id("acc")
+    await broken.unopened_entry(new_id("t"), "deposit", ghost)
+
+    report = await run_audit(broken.router)
+
+    assert report.account_mismatches[ghost] == (
+        "1 entries move money on an account that does not exist"
+    )
+
+
 @pytest.mark.parametrize("taken", ["debit", "capture"])
 async def test_money_in_flight_for_an_ended_transfer_is_stranded(
     broken: Breakage, new_id: NewId, taken: str

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from shards.migrate import upgrade
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture

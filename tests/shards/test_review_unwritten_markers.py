@@ -1,8 +1,7 @@
-"""Markers that were never written (no account row, or another request's entries) and entries
-without a fingerprint, against a second run of the request. The two xfail (strict) probes are known
-holes: a credit fence on an account that did not exist yet leaves nothing on the shard, so a
-concurrent run of the same request that credits after the account opens lands beside the first
-run's refund (README, Money safety: what is not guaranteed)."""
+"""Markers on accounts not opened yet, markers never written (another request's entries) and
+entries without a fingerprint, against a second run of the request: a credit fenced (or a debit
+refunded) on an account that did not exist leaves its marker, so a run of the same request that
+gets there after the account opens is refused (migration 0006, shards.engine.openings)."""
 
 from __future__ import annotations
 
@@ -27,12 +26,6 @@ def _steps(transfer: str, account_id: str, digest: str) -> list[BatchStep]:
     return [BatchStep(transfer, account_id, AMOUNT, "USD", digest)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="d518038: a batch's same-shard pair whose target did not exist is fenced with a marker "
-    "never written; the target opened, a single run of the request finds the debit and writes the "
-    "credit, and the batch's refund (its next step) refunds the debit too: money created",
-)
 async def test_a_same_shard_pair_fenced_on_an_unknown_target_is_not_credited_and_refunded(
     ledger: Ledger, new_id: NewId
 ) -> None:
@@ -58,12 +51,6 @@ async def test_a_same_shard_pair_fenced_on_an_unknown_target_is_not_credited_and
     assert await _total(ledger, source, target) == 1_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fence of a credit whose target did not exist writes nothing (no account row); "
-    "once the target is opened, a concurrent run of the same request credits it, and the first "
-    "run's refund lands too: money created (cross-shard; predates the fixes reviewed)",
-)
 async def test_a_credit_fenced_on_an_unknown_target_never_lands_beside_its_refund(
     ledger: Ledger, new_id: NewId
 ) -> None:
