@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Text, and_, any_, bindparam, column, exists, func, or_, select, update
+from sqlalchemy import Text, and_, any_, bindparam, column, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from shards.compiled import Compiled
 from shards.engine.decisions import COMPENSATIONS
 from shards.errors import BusinessError, IdempotencyConflict, recorded_error
 from shards.records import Ending
-from shards.schema import accounts, entries, transfer_claims
+from shards.schema import entries, transfer_claims
 from shards.shard import Shard
 
 _TRANSFER_ID = bindparam("transfer_id", type_=Text)
@@ -93,14 +93,14 @@ _END_CLAIMS = Compiled.of(
 )
 
 # Which of these transfers have a compensation entry (refund or release, real or marker) here,
-# on an account that exists: a marker written while the account did not (migration 0006) keeps
-# no error, and the claim still records the ending's.
+# but a marker written while its account did not exist (no balance after it, migration 0006): that
+# one keeps no error, and the claim still records the ending's, whenever the account opens.
 _COMPENSATED = Compiled.of(
     select(entries.c.transfer_id)
     .distinct()
     .where(
         entries.c.transfer_id == any_(_IDS),
-        exists().where(accounts.c.account_id == entries.c.account_id),
+        entries.c.balance_after.is_not(None),
         or_(*(entries.c.kind == str(kind) for kind in sorted(COMPENSATIONS))),
     )
 )

@@ -98,7 +98,8 @@ class Entry(Base):
     account_id: Mapped[Identifier]
     amount: Mapped[MinorUnits]
     marker: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    balance_after: Mapped[MinorUnits]
+    # NULL only on a marker written while its account did not exist (migration 0006)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # A digest of the whole request the entry belongs to (see workflows.models): a step of the
     # same transfer id with another digest is refused. NULL on entries older than migration 0002.
     fingerprint: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -108,6 +109,8 @@ class Entry(Base):
         UniqueConstraint("transfer_id", "kind"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(f"transfer_id {ID_CHECK}", name="transfer_id_format"),
+        CheckConstraint(f"account_id {ID_CHECK}", name="account_id_format"),
+        CheckConstraint("balance_after IS NOT NULL OR marker", name="balance_after_known"),
         CheckConstraint(_one_of("kind", EntryKind), name="kind_known"),
         # a statement reads an account's entries in id order (see shards.statements)
         Index("ix_entries_account_id_entry_id", "account_id", "entry_id"),

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shards.errors import AccountNotFound, InvalidCursor, InvalidInput
 from shards.router import ShardRouter
@@ -96,7 +96,8 @@ async def read_statement(
             entries.c.kind,
             entries.c.transfer_id,
             entries.c.amount,
-            entries.c.balance_after,
+            # a marker written before the account was opened: nothing was there yet
+            func.coalesce(entries.c.balance_after, 0).label("balance_after"),
             entries.c.marker,
         )
         .where(entries.c.account_id == account_id)

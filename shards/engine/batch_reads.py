@@ -36,7 +36,7 @@ class BatchEntry:
     account_id: str
     amount: int
     marker: bool
-    balance_after: int
+    balance_after: int | None
     fingerprint: str | None
 
     def prior(self) -> PriorEntry:

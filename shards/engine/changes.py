@@ -16,7 +16,7 @@ class PriorEntry:
     account_id: str
     amount: int
     marker: bool
-    balance_after: int
+    balance_after: int | None  # None on a marker written before its account was opened
     fingerprint: str | None  # None on entries older than migration 0002
 
     def result(self, transfer_id: str) -> StepResult:
@@ -26,7 +26,7 @@ class PriorEntry:
             self.kind,
             self.account_id,
             self.amount,
-            self.balance_after,
+            self.balance_after or 0,
             marker=self.marker,
             replayed=True,
         )
@@ -61,7 +61,7 @@ class NewEntry:
     kind: str
     account_id: str
     amount: int
-    balance_after: int
+    balance_after: int | None  # None: a marker on an account not opened yet
     marker: bool = False
     transfer_id: str | None = None
 

@@ -129,7 +129,7 @@ def nothing_to_compensate(ctx: StepContext, kind: str, step: Step) -> Change | N
     refused if the account is opened later (see shards.engine.openings)."""
     if ctx.states[step.account_id] is not None:
         return None
-    return Change([], [NewEntry(kind, step.account_id, step.amount, 0, marker=True)])
+    return Change([], [NewEntry(kind, step.account_id, step.amount, None, marker=True)])
 
 
 def _unwritten_marker(ctx: StepContext, kind: str, step: Step) -> Replay:

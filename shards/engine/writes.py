@@ -198,7 +198,7 @@ def step_results(transfer_id: str, new_entries: list[NewEntry]) -> tuple[StepRes
     """The step's own entries (not the releases of other transfers' lapsed holds)."""
     return tuple(
         StepResult(
-            transfer_id, str(e.kind), e.account_id, e.amount, e.balance_after, marker=e.marker
+            transfer_id, str(e.kind), e.account_id, e.amount, e.balance_after or 0, marker=e.marker
         )
         for e in new_entries
         if (e.transfer_id or transfer_id) == transfer_id

@@ -104,6 +104,24 @@ async def test_opening_an_account_waits_for_a_marker_being_written_on_it(
     assert (await opening).account_id == account
 
 
+async def test_a_bulk_insert_of_accounts_waits_for_a_marker_on_any_of_them(
+    ledger: Ledger, new_id: NewId, side: psycopg.AsyncConnection[object], dsns: list[str]
+) -> None:
+    """Many rows in one statement (a seed, an import): the statement's trigger takes every
+    new row's opening lock, in the locks' order (no deadlock against a batch's markers)."""
+    accounts = [_on_first_shard(ledger, new_id) for _ in range(3)]
+    rows = ", ".join(["(%s, 'USD')"] * len(accounts))
+    insert = f"INSERT INTO accounts (account_id, currency) VALUES {rows}"  # noqa: S608
+    async with await psycopg.AsyncConnection.connect(dsns[0]) as bulk:
+        async with side.transaction():  # a marker on the second account, being written
+            await side.execute("SELECT lock_account_openings(%s)", [accounts[1:2]])
+            inserting = asyncio.create_task(bulk.execute(insert, accounts))
+            assert await _still_waiting(inserting)
+        await inserting
+        await bulk.commit()
+    assert [(await ledger.get_account(account)).account_id for account in accounts] == accounts
+
+
 async def test_a_marker_on_an_account_being_opened_waits_and_lands_on_its_row(
     ledger: Ledger, new_id: NewId, side: psycopg.AsyncConnection[object]
 ) -> None:
