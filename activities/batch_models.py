@@ -5,6 +5,10 @@ result too: `workflows.batch_models.MAX_BATCH_SIZE` bounds them below the 2 MB p
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from activities.models import (
     AppliedEntry,
     ClaimEnding,
@@ -23,7 +27,9 @@ class BatchClaim(Model):
 
 
 # What a batched step gives back for each transfer, in the order asked: the entry, or the refusal.
-StepOutcome = AppliedEntry | TransferError
+# Tried in this order (an entry has fields a refusal lacks, extra fields are refused): pydantic's
+# "smart" union validated each result against both: half the time of decoding a batch's results.
+StepOutcome = Annotated[AppliedEntry | TransferError, Field(union_mode="left_to_right")]
 
 
 class BatchSteps(Model):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
     """An applied entry. `replayed` is true when an earlier call had applied it already."""
 
     transfer_id: str
@@ -46,8 +46,7 @@ class HoldView:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
-class BatchStep:
+class BatchStep(NamedTuple):
     """One saga step of one transfer inside a batched call (see Ledger.debit_batch).
 
     The same fields as a single step: `amount` in minor units, `fingerprint` the digest of the

@@ -14,4 +14,9 @@ One pipeline, one module a stage (`shards.ledger` calls it; nothing here is publ
 
 Batched steps (Ledger.debit_batch, ...) run the same `plan_*` over many transfers, one transaction
 per shard: batches.py (group, decide in order, retry), batch_reads.py, batch_writes.py.
+
+The values a step makes (its context, the accounts' states, entries, writes, results) are
+NamedTuples, not frozen dataclasses: a frozen dataclass sets each field through
+object.__setattr__, four times the cost, and a batched step makes a dozen of them per transfer
+(a third of `decide_batch`'s time; BENCHMARKS.md, "Batches").
 """

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,7 @@ class LapsedHold:
     amount: int
 
 
-@dataclass(frozen=True)
-class AccountState:
+class AccountState(NamedTuple):
     """An account as a step sees it, with the holds that have lapsed by the database clock."""
 
     account_id: str
@@ -38,6 +37,4 @@ class AccountState:
 
 
 # The account columns a step reads, in AccountState's field order (all but `lapsed`).
-ACCOUNT_COLUMN_NAMES = tuple(
-    field.name for field in dataclasses.fields(AccountState) if field.name != "lapsed"
-)
+ACCOUNT_COLUMN_NAMES = tuple(name for name in AccountState._fields if name != "lapsed")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from psycopg.rows import args_row
 from sqlalchemy import Text, any_, bindparam, select
@@ -27,8 +28,7 @@ from shards.schema import accounts, entries, holds
 _ACCOUNT_IDS = bindparam("account_ids", type_=ARRAY(Text))
 
 
-@dataclass(frozen=True)
-class BatchEntry:
+class BatchEntry(NamedTuple):
     """An entry of one of the batch's transfers: read from the shard, or decided by the batch."""
 
     transfer_id: str
@@ -99,7 +99,7 @@ async def read_batch(
     states = {state.account_id: state for state in read}
     lapsed = await _lapsed(connection, [state.account_id for state in read if state.held > 0])
     for account_id, holds_lapsed in lapsed.items():
-        states[account_id] = replace(states[account_id], lapsed=tuple(holds_lapsed))
+        states[account_id] = states[account_id]._replace(lapsed=tuple(holds_lapsed))
     return ShardRead(states, prior, len(found))
 
 

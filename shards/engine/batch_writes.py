@@ -10,7 +10,7 @@ concurrent writer got there first: `Contended`, the transaction rolls back, the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -99,8 +99,7 @@ def _write_statement() -> Compiled:
 _WRITE = _write_statement()
 
 
-@dataclass(frozen=True)
-class BatchedAccountRow:
+class BatchedAccountRow(NamedTuple):
     """An account's row after the batch's steps on it: `steps` of them wrote to it."""
 
     state: AccountState  # as read: its version is the one compared

@@ -18,6 +18,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from shards.engine.account_state import AccountState
 from shards.engine.batch_reads import BatchEntry, ShardRead, read_batch
@@ -42,11 +43,10 @@ BatchPlan = Callable[[StepContext, Step], Change | Replay]
 Outcome = StepResult | BusinessError
 
 
-@dataclass(frozen=True)
-class _Routed:
+class _Routed(NamedTuple):
     """A valid step, with its place in the caller's list."""
 
-    index: int
+    position: int
     step: Step
     fingerprint: str
 
@@ -97,7 +97,7 @@ class BatchRunner:
             if isinstance(shard_outcomes, BaseException):
                 raise shard_outcomes
             for item, outcome in zip(routed, shard_outcomes, strict=True):
-                outcomes[item.index] = outcome
+                outcomes[item.position] = outcome
         finished = [outcome for outcome in outcomes if outcome is not None]
         if len(finished) != len(steps):
             raise RuntimeError("a batched step was left without an outcome")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from shards.engine.account_state import AccountState
 from shards.records import HoldView, StepResult
 
 
-@dataclass(frozen=True)
-class PriorEntry:
+class PriorEntry(NamedTuple):
     """An entry already recorded for the transfer being applied."""
 
     kind: str
@@ -32,8 +33,7 @@ class PriorEntry:
         )
 
 
-@dataclass(frozen=True)
-class StepContext:
+class StepContext(NamedTuple):
     """Everything a step may decide on, read inside its transaction."""
 
     transfer_id: str
@@ -44,8 +44,7 @@ class StepContext:
     fingerprint: str | None = None
 
 
-@dataclass(frozen=True)
-class AccountWrite:
+class AccountWrite(NamedTuple):
     """New absolute values for one account (its version grows by one)."""
 
     state: AccountState
@@ -54,8 +53,7 @@ class AccountWrite:
     status: str | None = None
 
 
-@dataclass(frozen=True)
-class NewEntry:
+class NewEntry(NamedTuple):
     """An entry to insert; `transfer_id` None means the transfer of the step being applied."""
 
     kind: str
@@ -83,20 +81,18 @@ class HoldTransition:
     while_unexpired: bool = False
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """All a step writes in one guarded statement: account rows, entries, the hold's change."""
 
     account_writes: list[AccountWrite]
-    entries: list[NewEntry] = field(default_factory=list)
+    entries: Sequence[NewEntry] = ()
     new_hold: NewHold | None = None
     hold_transition: HoldTransition | None = None
     # Results found applied that the step hands back beside what it writes (one side of a pair).
     replayed: tuple[StepResult, ...] = ()
 
 
-@dataclass(frozen=True)
-class Replay:
+class Replay(NamedTuple):
     """The step was applied before: hand back the first result, write nothing."""
 
     results: tuple[StepResult, ...]

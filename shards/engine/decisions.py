@@ -7,7 +7,7 @@ business error. Balances are computed as new absolute values, so a lost update w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shards.engine.account_state import AccountState
 from shards.engine.changes import (
@@ -41,8 +41,7 @@ from shards.validation import MAX_AMOUNT
 COMPENSATIONS = frozenset({EntryKind.REFUND, EntryKind.RELEASE})
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One step of a transfer on one account; `currency` None skips the currency check."""
 
     transfer_id: str

@@ -32,7 +32,7 @@ TRANSFER_ID = bindparam("transfer_id", type_=Text)
 
 # The columns of what a step reads, in its types' field order: a row is built by position.
 _ACCOUNT_COLUMNS = [accounts.c[name] for name in ACCOUNT_COLUMN_NAMES]
-_ENTRY_COLUMNS = [entries.c[field.name] for field in dataclasses.fields(PriorEntry)]
+_ENTRY_COLUMNS = [entries.c[name] for name in PriorEntry._fields]
 
 
 def _account_and_entry(
@@ -136,7 +136,7 @@ async def _with_lapsed(connection: Driver, account: AccountState) -> AccountStat
     if account.held == 0:  # only an account with money on hold can have a hold that lapsed
         return account
     found = await _LAPSED.objects(connection, LapsedOnAccount, account_id=account.account_id)
-    return dataclasses.replace(account, lapsed=tuple(lapsed.hold() for lapsed in found))
+    return account._replace(lapsed=tuple(lapsed.hold() for lapsed in found))
 
 
 async def _read_hold(connection: Driver, transfer_id: str) -> HoldView | None:

@@ -11,7 +11,6 @@ under `pessimistic` the row lock makes that rare.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -193,5 +192,5 @@ async def _decide(
         fresh = await read_prior(connection, context.transfer_id)
         if fresh == context.prior:
             raise
-    context = dataclasses.replace(context, prior=fresh)
+    context = context._replace(prior=fresh)
     return context, plan(context)

@@ -3,7 +3,6 @@ what the lost run decided, however the accounts changed in between: nothing appl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.lost_tasks
 
 def as_replayed(outcomes: Sequence[StepResult | Exception]) -> list[object]:
     """The outcomes as a re-run must hand them back: applied steps replayed, refusals by type."""
-    return [
-        dataclasses.replace(o, replayed=True) if isinstance(o, StepResult) else type(o)
-        for o in outcomes
-    ]
+    return [o._replace(replayed=True) if isinstance(o, StepResult) else type(o) for o in outcomes]
 
 
 def outcome_types(outcomes: Sequence[StepResult | Exception]) -> list[object]:
@@ -77,7 +73,7 @@ async def test_rerun_credits_fences_and_refunds_replay_after_the_accounts_change
     await ledger.debit_batch(debits)
 
     def on(account: str, debit: BatchStep) -> BatchStep:
-        return dataclasses.replace(debit, account_id=account)
+        return debit._replace(account_id=account)
 
     batches = [
         (ledger.credit_batch, [on(target, debits[0])]),
