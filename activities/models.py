@@ -120,6 +120,16 @@ class AppliedEntry(Model):
     # Remove it in the release after this one.
     balance_after: int = 0
 
+    def same_entry(self, other: AppliedEntry) -> bool:
+        """Whether `other` is this same entry on the shard, applied by this answer or found by
+        another (`replayed`: a settle-once-more finds the marker the first settle wrote)."""
+        return (self.kind, self.account_id, self.amount, self.marker) == (
+            other.kind,
+            other.account_id,
+            other.amount,
+            other.marker,
+        )
+
     @field_validator("balance_after")
     @classmethod
     def _ignore_recorded_balance(cls, _recorded: int) -> int:

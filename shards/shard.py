@@ -79,7 +79,10 @@ class Shard:
         options = (
             f"-c lock_timeout={pool.lock_timeout_ms} "
             f"-c statement_timeout={pool.statement_timeout_ms} "
-            "-c idle_in_transaction_session_timeout=60000"
+            "-c idle_in_transaction_session_timeout=60000 "
+            # The steps' guards are written for READ COMMITTED (a marker's opening re-run above
+            # all: shards.engine.openings); a server's other default must not change them.
+            r"-c default_transaction_isolation=read\ committed"
         )
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(dsn),

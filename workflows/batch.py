@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         Refused,
         cancelled,
         ended_before,
+        record_once,
         records_ending,
         run_step,
         shielded,
@@ -274,8 +275,7 @@ class TransferBatchWorkflow:
                     transfer.advance(TransferStatus.COMPENSATING, TransferStep.REFUND_STUCK, refund)
                     stuck.append(item)
                     continue
-                if refund not in transfer.entries[-1:]:  # settled again: recorded once
-                    transfer.entries.append(refund)
+                record_once(transfer.entries, refund)
                 if refund.marker:  # the debit never applied, and now it never will
                     marked.append(item)
                 else:

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.readable import Readable
     from workflows.saga import LedgerSaga
-    from workflows.saga_steps import Refused, cancelled, shielded
+    from workflows.saga_steps import Refused, cancelled, record_once, shielded
 
 POSTED = "posted"  # a decision, not a step: the post goes on as capturing, then crediting
 
@@ -237,8 +237,7 @@ class PendingTransferWorkflow(LedgerSaga):
             return self._finish(status, step, reason)
         if release.kind == EntryKind.CAPTURE:
             return await shielded(self._deliver(release))
-        if release not in self._entries[-1:]:  # voided again (see _ending_recorded): once
-            self._record(release)
+        record_once(self._entries, release)  # voided again: see _ending_recorded
         if release.kind == EntryKind.REFUND:
             return self._finish(TransferStatus.COMPENSATED, TransferStep.REFUNDED, reason)
         if (

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ended_before,
         entries_decide,
         lean_history,
+        record_once,
         records_ending,
         refund_stuck_visible,
         run_step,
@@ -279,8 +280,7 @@ class LedgerSaga:
         refund = await shielded(self._refund_until_settled())
         if refund is None:
             return self._finish(TransferStatus.COMPENSATED, TransferStep.RESOLVED_BY_OPERATOR)
-        if refund not in self._entries[-1:]:  # settled again (see _ending_recorded): once
-            self._record(refund)
+        record_once(self._entries, refund)  # settled again: see _ending_recorded
         if refund.marker:  # the debit never applied, and now it never will
             if await self._ending_recorded(reason):
                 return await self._settle(reason, failed_step)

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         recorded_error,
     )
     from workflows import policies
-    from workflows.models import TransferError
+    from workflows.models import AppliedEntry, TransferError
     from workflows.readable import Readable
 
 T = TypeVar("T")
@@ -215,6 +215,13 @@ async def shielded(work: Coroutine[Any, Any, T]) -> T:
         except asyncio.CancelledError:
             if task.done():
                 return task.result()
+
+
+def record_once(entries: list[AppliedEntry], entry: AppliedEntry) -> None:
+    """Append `entry` unless it is the last one recorded: a transfer settled again (after its
+    claim recorded its end) finds the same refund or release a second time."""
+    if not (entries and entries[-1].same_entry(entry)):
+        entries.append(entry)
 
 
 def cancelled(when: str) -> TransferError:

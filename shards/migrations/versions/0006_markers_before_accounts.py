@@ -16,7 +16,8 @@ statement trigger takes them for the rows every insert into accounts added, whoe
 it commits. A step that writes such a marker reads the account under the lock: the account cannot
 appear until the marker is committed, and a step that sees the account sees the marker. (A trigger
 does not fire under `session_replication_role = replica`, nor once disabled: open accounts with
-both left as they are.)
+both left as they are; nor on an UPDATE of an account's id, which the worker role may no longer
+make: it updates the balance columns only.)
 
 Revision ID: 0006
 Revises: 0005
@@ -69,13 +70,20 @@ def upgrade() -> None:
         "FOR EACH STATEMENT EXECUTE FUNCTION account_opening()"
     )
     op.execute(
-        f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{WORKER}') THEN "
+        f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{WORKER}') THEN "  # noqa: S608 (constants)
         f"GRANT EXECUTE ON FUNCTION lock_account_openings(text[]) TO {WORKER}; "
+        # an id renamed in place would appear without its insert's opening lock
+        f"REVOKE UPDATE ON accounts FROM {WORKER}; "
+        f"GRANT UPDATE (balance, held, status, version, updated_at) ON accounts TO {WORKER}; "
         "END IF; END $$"
     )
 
 
 def downgrade() -> None:
+    op.execute(
+        f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{WORKER}') THEN "
+        f"GRANT UPDATE ON accounts TO {WORKER}; END IF; END $$"
+    )
     op.execute("DROP TRIGGER IF EXISTS account_opening ON accounts")
     op.execute("DROP FUNCTION IF EXISTS account_opening()")
     op.execute("DROP FUNCTION IF EXISTS lock_account_openings(text[])")
