@@ -51,6 +51,20 @@ async def entry_count(router: ShardRouter, *, transfer_id: str | None = None) ->
     return total
 
 
+async def assert_refunded_or_never_debited(
+    ledger: Ledger, source: str, transfer: str, funds: int
+) -> None:
+    """A refund raced a debit of the same transfer on `source`: debited and refunded, or
+    refunded first (a marker) and the debit refused; either way the source keeps its funds."""
+    moved = {
+        kind: marker
+        for transfer_id, kind, _, marker in await entry_kinds(ledger.router, source)
+        if transfer_id == transfer
+    }
+    assert moved in ({"debit": False, "refund": False}, {"refund": True}), moved
+    assert (await ledger.get_account(source)).balance == funds
+
+
 async def entry_kinds(router: ShardRouter, account_id: str) -> list[tuple[str, str, int, bool]]:
     """(transfer_id, kind, amount, marker) of every entry on `account_id`, oldest first."""
     query = (

@@ -27,7 +27,7 @@ from shards.ledger import Ledger
 from shards.lock_strategy import LockStrategy
 from shards.migrate import upgrade
 from shards.router import ShardRouter
-from tests.shards.support import NewId, entry_kinds
+from tests.shards.support import NewId, assert_refunded_or_never_debited
 
 AMOUNT = 100
 FUNDS = 1_000
@@ -107,11 +107,4 @@ async def test_a_refund_racing_the_sources_opening_never_lands_beside_a_debit_wh
         await refund
         await racing
 
-    moved = {
-        kind: marker
-        for transfer_id, kind, _, marker in await entry_kinds(ledger.router, source)
-        if transfer_id == transfer
-    }
-    # debited and refunded, or refunded first (a marker) and the debit refused
-    assert moved in ({"debit": False, "refund": False}, {"refund": True}), moved
-    assert (await ledger.get_account(source)).balance == FUNDS
+    await assert_refunded_or_never_debited(ledger, source, transfer, FUNDS)

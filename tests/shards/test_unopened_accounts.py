@@ -17,7 +17,13 @@ from shards.errors import AlreadyCompensated, BusinessError
 from shards.fingerprints import fingerprint_of
 from shards.ledger import Ledger
 from shards.records import BatchStep, StepResult
-from tests.shards.support import NewId, entry_kinds, id_on_other_shard, open_funded
+from tests.shards.support import (
+    NewId,
+    assert_refunded_or_never_debited,
+    entry_kinds,
+    id_on_other_shard,
+    open_funded,
+)
 
 AMOUNT = 100
 FUNDS = 1_000
@@ -171,14 +177,7 @@ async def test_refunds_racing_the_sources_opening_and_debit_never_keep_money(
     )
 
     for source, transfer in transfers.items():
-        moved = {
-            kind: marker
-            for transfer_id, kind, _, marker in await entry_kinds(ledger.router, source)
-            if transfer_id == transfer
-        }
-        # debited and refunded, or refunded first (a marker) and the debit refused
-        assert moved in ({"debit": False, "refund": False}, {"refund": True}), moved
-        assert (await ledger.get_account(source)).balance == FUNDS
+        await assert_refunded_or_never_debited(ledger, source, transfer, FUNDS)
     assert not (await run_audit(ledger.router, quiet=True)).account_mismatches
 
 
