@@ -26,10 +26,10 @@ from shards.engine.batch_writes import BatchedAccountRow, write_batch
 from shards.engine.changes import Change, PriorEntry, Replay, StepContext
 from shards.engine.decisions import Step
 from shards.engine.openings import (
-    OpeningLocksNeeded,
     lock_openings,
     require_opening_locks,
     unopened_accounts,
+    with_opening_locks,
 )
 from shards.engine.runner import ConflictRetry, conflicts_contended, validated_step
 from shards.engine.writes import lapsed_releases, step_results
@@ -106,14 +106,11 @@ class BatchRunner:
     async def _on_shard(
         self, shard: Shard, routed: list[_Routed], plan: BatchPlan
     ) -> list[Outcome]:
-        async def attempt() -> list[Outcome]:
-            try:
-                return await self._attempt(shard, routed, plan, opening=frozenset())
-            except OpeningLocksNeeded as needed:
-                return await self._attempt(shard, routed, plan, opening=needed.account_ids)
-
         return await self.retry.until_uncontended(
-            attempt, f"{shard.name}: a batch of {len(routed)} steps"
+            lambda: with_opening_locks(
+                lambda opening: self._attempt(shard, routed, plan, opening=opening)
+            ),
+            f"{shard.name}: a batch of {len(routed)} steps",
         )
 
     async def _attempt(

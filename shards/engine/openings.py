@@ -12,13 +12,16 @@ account cannot appear until the marker is committed; a step that sees the accoun
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 from sqlalchemy import Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from shards.compiled import Compiled, Driver
 from shards.engine.changes import Change
+
+T = TypeVar("T")
 
 
 class OpeningLocksNeeded(Exception):
@@ -28,6 +31,15 @@ class OpeningLocksNeeded(Exception):
     def __init__(self, account_ids: Collection[str]) -> None:
         super().__init__(f"markers on unopened accounts {sorted(account_ids)}")
         self.account_ids = frozenset(account_ids)
+
+
+async def with_opening_locks(attempt: Callable[[frozenset[str]], Awaitable[T]]) -> T:
+    """Run `attempt` (one transaction) holding no opening lock; if it decided to write markers
+    on accounts not opened yet, run it once more holding theirs (it reads again under them)."""
+    try:
+        return await attempt(frozenset())
+    except OpeningLocksNeeded as needed:
+        return await attempt(needed.account_ids)
 
 
 def unopened_accounts(change: Change) -> frozenset[str]:

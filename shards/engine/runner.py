@@ -23,10 +23,10 @@ from shards.compiled import Driver
 from shards.engine.changes import Change, Replay, StepContext
 from shards.engine.decisions import Step
 from shards.engine.openings import (
-    OpeningLocksNeeded,
     lock_openings,
     require_opening_locks,
     unopened_accounts,
+    with_opening_locks,
 )
 from shards.engine.reads import read_context, read_prior
 from shards.engine.writes import Contended, write_change
@@ -121,19 +121,13 @@ class StepRunner:
     ) -> Applied:
         """`fingerprint`: the digest of the request the step belongs to (see StepContext)."""
         shard = self.router.shard_for(account_ids[0])
-
-        async def attempt() -> Applied:
-            try:
-                return await self._attempt(
-                    shard, transfer_id, account_ids, plan, with_hold, fingerprint, opening=False
-                )
-            except OpeningLocksNeeded:
-                return await self._attempt(
-                    shard, transfer_id, account_ids, plan, with_hold, fingerprint, opening=True
-                )
-
         return await self.retry.until_uncontended(
-            attempt, f"{shard.name}: {', '.join(account_ids)} (transfer {transfer_id})"
+            lambda: with_opening_locks(
+                lambda opening: self._attempt(
+                    shard, transfer_id, account_ids, plan, with_hold, fingerprint, opening=opening
+                )
+            ),
+            f"{shard.name}: {', '.join(account_ids)} (transfer {transfer_id})",
         )
 
     async def _attempt(
@@ -145,17 +139,17 @@ class StepRunner:
         with_hold: bool,
         fingerprint: str | None,
         *,
-        opening: bool,
+        opening: frozenset[str],
     ) -> Applied:
-        """One transaction; with `opening`, the accounts' opening locks first and reads in READ
+        """One transaction; with `opening` accounts, their opening locks first and reads in READ
         COMMITTED under row locks, whatever the strategy (see shards.engine.openings)."""
-        lock = opening or self.strategy is LockStrategy.PESSIMISTIC
+        lock = bool(opening) or self.strategy is LockStrategy.PESSIMISTIC
         with conflicts_contended(lock=lock):
             # Optimistic reads take no lock, so they share one snapshot: a hold and the entries
             # must not be read on either side of a concurrent commit.
             async with shard.driver_transaction(snapshot=not lock) as connection:
                 if opening:
-                    await lock_openings(connection, account_ids)
+                    await lock_openings(connection, opening)
                 context = await read_context(
                     connection,
                     transfer_id,
@@ -167,7 +161,7 @@ class StepRunner:
                 context, outcome = await _decide(connection, plan, context, confirm=lock)
                 if isinstance(outcome, Replay):
                     return Applied(outcome.results, context.hold)
-                require_opening_locks(unopened_accounts(outcome), account_ids if opening else ())
+                require_opening_locks(unopened_accounts(outcome), opening)
                 several = len(outcome.account_writes) > 1
                 results, hold = await write_change(
                     connection, context, outcome, lock_first=several and not lock

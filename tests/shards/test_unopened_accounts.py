@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from shards.audit import run_audit
-from shards.errors import AlreadyCompensated, BusinessError
+from shards.errors import AlreadyCompensated, BusinessError, IdempotencyConflict
 from shards.fingerprints import fingerprint_of
 from shards.ledger import Ledger
 from shards.records import BatchStep, StepResult
@@ -85,6 +85,51 @@ async def test_a_marker_replays_after_the_account_opens(ledger: Ledger, new_id: 
     assert (first.marker, again.marker, again.replayed) == (True, True, True)
     assert isinstance(batched, StepResult)
     assert (batched.marker, batched.replayed) == (True, True)
+
+
+async def test_another_request_of_the_id_moves_nothing_beside_a_marker_without_a_row(
+    ledger: Ledger, new_id: NewId
+) -> None:
+    """The worker dies right after the refund's marker commits on an unknown source; the source
+    is opened and funded, and a request of the same id with other fields arrives: its debit is
+    refused, its refund owes nothing, and the balance is the funding's."""
+    source, transfer = new_id("acc"), new_id("t")
+    ours = fingerprint_of("transfer", source, new_id("acc"), AMOUNT, "USD")
+    other = fingerprint_of("transfer", source, new_id("acc"), 2 * AMOUNT, "USD")
+    assert (await ledger.refund(transfer, source, AMOUNT, "USD", ours)).marker
+    await open_funded(ledger, source, FUNDS)
+
+    with pytest.raises(IdempotencyConflict):
+        await ledger.debit(transfer, source, 2 * AMOUNT, "USD", other)
+    [batched] = await ledger.debit_batch([BatchStep(transfer, source, 2 * AMOUNT, "USD", other)])
+    refund = await ledger.refund(transfer, source, 2 * AMOUNT, "USD", other)
+
+    assert isinstance(batched, IdempotencyConflict)
+    assert refund.marker  # never written: nothing of the other request can land here
+    assert (await ledger.get_account(source)).balance == FUNDS
+    assert await entry_kinds(ledger.router, source) == [
+        (transfer, "refund", AMOUNT, True),
+        (f"dep-{source}", "deposit", FUNDS, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("account_id", "balance_after", "marker"),
+    [("not an id!", None, True), ("acc-well-formed", None, False)],
+    ids=["malformed account id", "no balance on money moved"],
+)
+async def test_entries_keep_their_checks_without_the_foreign_key(
+    dsns: list[str], account_id: str, balance_after: int | None, marker: bool
+) -> None:
+    """Migration 0006 dropped the foreign key for the markers; the account id's format is still
+    checked, and only a marker may go without a balance."""
+    async with await psycopg.AsyncConnection.connect(dsns[0]) as connection:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await connection.execute(
+                "INSERT INTO entries (transfer_id, kind, account_id, amount, balance_after, marker)"
+                " VALUES ('t-checked', 'credit', %s, 1, %s, %s)",
+                [account_id, balance_after, marker],
+            )
 
 
 @pytest.fixture

@@ -156,9 +156,9 @@ async def test_a_transfer_whose_worker_died_after_recording_its_end_stays_failed
     tmp_path: Path,
 ) -> None:
     """end_claim: the worker dies right after the claim records the FAILED end of a transfer
-    whose source did not exist (no row for a refund marker). The accounts are opened, the source
-    funded (and the transfer cancelled) before another worker runs it again from a history without
-    any step: it ends FAILED with the first run's error, and nothing moves."""
+    whose source did not exist (its refund marker written without a row, 0006). The accounts are
+    opened, the source funded (and the transfer cancelled) before another worker runs it again
+    from a history without any step: it ends FAILED with the first run's error, nothing moves."""
     source, target = accounts.id_on(0), accounts.id_on(1)
     request = request_for(source, target, AMOUNT)
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
