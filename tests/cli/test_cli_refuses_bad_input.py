@@ -246,3 +246,26 @@ def test_a_garbage_stack_file_is_bad_input(tmp_path: Path) -> None:
     results = run_cases(cases, dict(os.environ), tmp_path)
     for name, case in cases.items():
         assert_refused(results[name], case)
+
+
+def test_a_data_dir_that_cannot_be_a_folder_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    below_a_file = str(a_file / "data")
+    cases = {
+        "dev": CliCase(
+            ("dev", "--data-dir", below_a_file),
+            rf"^error: cannot use {below_a_file} as --data-dir: Not a directory$",
+            exit_code=1,
+        ),
+        "chaos": CliCase(
+            ("chaos", "--data-dir", below_a_file, "--json"),
+            rf"^cannot use {below_a_file} as --data-dir: Not a directory$",
+            exit_code=1,
+        ),
+    }
+    results = run_cases(cases, dict(os.environ), tmp_path)
+    for name, case in cases.items():
+        assert_refused(results[name], case)

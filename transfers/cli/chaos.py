@@ -89,9 +89,9 @@ def chaos_command(
     try:
         report = asyncio.run(_run(options, schedule))
     except (StackError, InfrastructureError) as error:  # the stack broke down, not a check
-        fail(f"{error} (data kept in {data_dir})", EXIT_FAILED, "StackError", as_json)
+        fail(f"{error}{_kept(data_dir)}", EXIT_FAILED, "StackError", as_json)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        fail(f"interrupted (data kept in {data_dir})", 130, "Interrupted", as_json)
+        fail(f"interrupted{_kept(data_dir)}", 130, "Interrupted", as_json)
     if temporary and not report.violations:
         shutil.rmtree(data_dir, ignore_errors=True)
     else:
@@ -114,6 +114,11 @@ async def _run(options: ChaosOptions, schedule: list[Fault]) -> ChaosReport:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     with run.progress.shown():
         return await run.execute()
+
+
+def _kept(data_dir: Path) -> str:
+    """Where to look at what the run left, when it got as far as a folder to leave it in."""
+    return f" (data kept in {data_dir})" if data_dir.is_dir() else ""
 
 
 def register(app: typer.Typer) -> None:

@@ -15,10 +15,14 @@ LOCK_FILE = "dev.lock"
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the data dir for as long as the returned file stays open."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    refuse_links(data_dir)
-    make_private(data_dir)
-    lock = os.fdopen(open_private(data_dir / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        refuse_links(data_dir)
+        make_private(data_dir)
+        lock = os.fdopen(open_private(data_dir / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
+    except OSError as error:  # a path that cannot be a folder of ours: say which and why
+        reason = error.strerror or str(error)
+        raise StackError(f"cannot use {data_dir} as --data-dir: {reason}") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
