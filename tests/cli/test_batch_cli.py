@@ -85,7 +85,10 @@ async def test_status_finds_a_transfer_inside_its_batch_and_list_shows_the_batch
 
     status = await cli("status", transfer_id, "--json")
     said = await cli("status", transfer_id)
-    listed = await _batches_listed(cli, batch_id)
+    listed = await _batches_listed(cli, batch_id, "--batches")
+    beside_transfers = await _batches_listed(cli, batch_id)
+    shown = await cli("list")
+    filtered = await cli("list", "--status", "COMPLETED", "--json")
     cancel = await cli("cancel", "--batch", batch_id, "--json")
 
     assert status.exit_code == 0, status
@@ -94,6 +97,9 @@ async def test_status_finds_a_transfer_inside_its_batch_and_list_shows_the_batch
     assert said.stdout.startswith(f"{transfer_id} COMPLETED (step completed) in batch {batch_id}")
     assert listed["counts"] == {"COMPLETED": 1, "FAILED": 0, "COMPENSATED": 0}
     assert (listed["size"], listed["amount"], listed["currency"]) == (1, "1.50", "USD")
+    assert beside_transfers == listed
+    assert batch_id in shown.stdout, shown.stdout
+    assert (filtered.exit_code, sorted(filtered.json())) == (0, ["transfers"]), filtered
     assert cancel.exit_code == 1
     assert cancel.json()["error"]["type"] == "AlreadyFinished"
 
@@ -122,10 +128,10 @@ async def test_status_names_the_batch_that_owns_the_id_not_a_later_refused_trans
     assert await accounts.balance(target) == 150
 
 
-async def _batches_listed(cli: AsyncCli, batch_id: str) -> dict[str, object]:
+async def _batches_listed(cli: AsyncCli, batch_id: str, *args: str) -> dict[str, object]:
     async with asyncio.timeout(15):  # visibility is eventually consistent
         while True:
-            result = await cli("list", "--batches", "--json")
+            result = await cli("list", *args, "--json")
             assert result.exit_code == 0, result
             for row in result.json()["batches"]:
                 if row["batch_id"] == batch_id and row["counts"] is not None:

@@ -178,12 +178,23 @@ def batch_summary_json(summary: BatchSummary) -> dict[str, Any]:
 
 
 def print_batches(rows: list[dict[str, Any]]) -> None:
-    table = Table("batch", "transfers", "amount", "counts", "started (UTC)")
+    # the id whole, never cut: it is what `status` and `cancel --batch` take
+    table = Table(
+        Column("batch", no_wrap=True, min_width=32),
+        Column("size", justify="right"),
+        "amount",
+        "counts",
+        "started (UTC)",
+    )
     for row in rows:
         counts = row["counts"]
-        said = "running" if counts is None else ", ".join(f"{n} {s}" for s, n in counts.items())
+        said = "running" if counts is None else "\n".join(_counted(counts))
         money = f"{row['amount']} {row['currency']}" if row["amount"] else "several currencies"
-        table.add_row(
-            row["batch_id"], str(row["size"]), money, said, row["started_at"][:19].replace("T", " ")
-        )
+        started = row["started_at"][:19].replace("T", " ")
+        table.add_row(row["batch_id"], f"{row['size']:,}", money, said, started)
     console.print(table)
+
+
+def _counted(counts: dict[str, int]) -> list[str]:
+    """`990 completed`, a line each status that has any."""
+    return [f"{n:,} {status.lower()}" for status, n in counts.items() if n]

@@ -30,6 +30,7 @@ from transfers.durations import parse_hold_timeout
 from transfers.terminal import console
 
 if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK
+    from transfers.batch_client import BatchSummary
     from transfers.client import TransferSummary
     from transfers.settings import Settings
     from workflows.batch_models import BatchOutcome
@@ -299,12 +300,14 @@ def list_command(
         typer.Option("--stuck", help="Only those whose refund waits for retry-refund or resolve."),
     ] = False,
     batches: Annotated[
-        bool, typer.Option("--batches", help="Batches instead, with their counts per status.")
+        bool, typer.Option("--batches", help="Only batches, with their counts per status.")
     ] = False,
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recent transfers, newest first (a visibility query on the search attributes)."""
+    """Recent transfers, then recent batches, newest first (visibility queries on the search
+    attributes). --status and --stuck filter transfers, and list no batches."""
+    from transfers.cli import batches as batch_cli
     from workflows.models import TransferStatus
 
     if batches:
@@ -317,12 +320,17 @@ def list_command(
         choices = ", ".join(member.value for member in TransferStatus)
         fail(f"--status {status} is not one of {choices}", EXIT_BAD_INPUT, as_json=as_json)
     settings = settings_from(stack, as_json)
+    # a batch's transfers are no workflows of their own: unfiltered, the batches are listed too
+    with_batches = wanted is None and not stuck
 
-    async def action() -> list[TransferSummary]:
+    async def action() -> tuple[list[TransferSummary], list[BatchSummary]]:
         async with temporal_client(settings) as client:
-            return await client.list(wanted, limit, stuck=stuck)
+            found = await client.list(wanted, limit, stuck=stuck)
+            return found, (await client.list_batches(limit) if with_batches else [])
 
-    rows = [summary_json(summary) for summary in run(action, as_json)]
+    found, found_batches = run(action, as_json)
+    rows = [summary_json(summary) for summary in found]
+    batch_rows = [batch_cli.batch_summary_json(summary) for summary in found_batches]
 
     def render() -> None:
         table = Table("transfer", "status", "from", "to", "amount", "started (UTC)")
@@ -335,9 +343,13 @@ def list_command(
                 f"{row['amount']} {row['currency']}",
                 (row["started_at"] or "")[:19].replace("T", " "),
             )
-        console.print(table)
+        if rows or not batch_rows:
+            console.print(table)
+        if batch_rows:
+            batch_cli.print_batches(batch_rows)
 
-    emit({"transfers": rows}, as_json, render)
+    data = {"transfers": rows, "batches": batch_rows} if with_batches else {"transfers": rows}
+    emit(data, as_json, render)
 
 
 def _list_batches(limit: int, stack: Path | None, as_json: bool) -> None:
