@@ -18,9 +18,15 @@ from tests.support.shard_servers import shard_dsns
 from transfers.devtools.devstack.temporal_server import dev_stack_executable
 from workflows.search_attributes import REGISTRATION
 
-# Fixtures every layer uses (workers over the test shards, the CLI in a subprocess, held transfers):
+# Fixtures every layer uses (workers over the test shards, the CLI in a subprocess, held transfers,
+# the time-skipping server):
 # registered here, at the top, so that a test reaches them whichever layer's folder it is in.
-pytest_plugins = ["tests.support.workers", "tests.support.cli_runs", "tests.support.pending_holds"]
+pytest_plugins = [
+    "tests.support.workers",
+    "tests.support.cli_runs",
+    "tests.support.pending_holds",
+    "tests.support.time_skipping",
+]
 
 
 @pytest.fixture(scope="session")

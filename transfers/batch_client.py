@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -30,10 +31,10 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from shards.errors import IdempotencyConflict, TransferNotFound
+from shards.errors import IdempotencyConflict, RefundNotStuck, TransferNotFound
 from transfers.settings import Settings
 from transfers.ui_links import workflows_page
 from workflows.batch import TransferBatchWorkflow
@@ -48,7 +49,7 @@ from workflows.batch_models import (
 )
 from workflows.models import TransferOutcome, TransferRequest, TransferStatus, TransferStep
 from workflows.readable import Readable
-from workflows.search_attributes import AMOUNT, BATCH_ID, CURRENCY
+from workflows.search_attributes import AMOUNT, BATCH_ID, CURRENCY, REFUND_IS_STUCK
 
 BATCH_WORKFLOW_TYPE = "TransferBatchWorkflow"
 # `find_batch` reads the input of this many recent batches at most, so many at a time.
@@ -56,6 +57,7 @@ FIND_BATCH_SCAN = 200
 FIND_BATCH_IN_FLIGHT = 20
 
 BatchHandle = WorkflowHandle[Any, BatchOutcome]
+DECISION_POLL_S = 0.1  # how often a decision's sender asks where the transfer is
 
 
 class BatchSummary(BaseModel):
@@ -78,6 +80,13 @@ class BatchMember(NamedTuple):
     batch_id: str
     request: TransferRequest
     outcome: TransferOutcome
+
+
+class StuckMember(NamedTuple):
+    """A batch's transfer whose refund waits for an operator, and when its batch started."""
+
+    member: BatchMember
+    started_at: datetime
 
 
 class BatchClient:
@@ -169,6 +178,25 @@ class BatchClient:
             async for execution in self.client.list_workflows(query, limit=limit)
         ]
 
+    async def stuck_in_batches(self, limit: int = 100) -> builtins.list[StuckMember]:
+        """The transfers whose refund waits in running batches (those `RefundStuck` marks),
+        the most recent batches first: for `list(stuck=True)`."""
+        query = (
+            f"WorkflowType = '{BATCH_WORKFLOW_TYPE}' AND {REFUND_IS_STUCK.name} = true "
+            "AND ExecutionStatus = 'Running'"
+        )
+        stuck: builtins.list[StuckMember] = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            batch_id = execution.id.removeprefix("batch-")
+            batch = await self._recorded_batch(self._batch_handle(batch_id, execution.run_id))
+            requests = {t.transfer_id: t for t in batch.transfers} if batch is not None else {}
+            for transfer in (await self.batch_status(batch_id)).transfers:
+                request = requests.get(transfer.transfer_id)
+                if transfer.step == TransferStep.REFUND_STUCK and request is not None:
+                    member = BatchMember(batch_id, request, transfer)
+                    stuck.append(StuckMember(member, execution.start_time))
+        return stuck[:limit]
+
     async def find_batch(self, transfer_id: str, scan: int = FIND_BATCH_SCAN) -> BatchMember | None:
         """The batch holding `transfer_id`, among the `scan` most recent batches (their inputs
         are read, FIND_BATCH_IN_FLIGHT at a time, newest first); None if none of them holds it.
@@ -213,6 +241,44 @@ class BatchClient:
         if member.outcome.step in (TransferStep.STARTED, TransferStep.ROUTING):
             return None  # not claimed yet: it may be refused too
         return member
+
+    async def decide_in_batch(
+        self,
+        member: BatchMember,
+        update: Callable[[BatchHandle], Awaitable[None]],
+        *,
+        wait: bool,
+    ) -> TransferOutcome:
+        """Send an operator's Update about the stuck refund of a batch's transfer (its refusal
+        as `RefundNotStuck`); with `wait`, the transfer once it has ended or its refund is
+        refused again, else where it is right after the Update."""
+        transfer_id, handle = member.request.transfer_id, self._batch_handle(member.batch_id)
+        not_stuck = RefundNotStuck(
+            f"transfer {transfer_id} in batch {member.batch_id} is {member.outcome.status} "
+            f"({member.outcome.step}): no refund is stuck"
+        )
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            raise not_stuck
+        try:
+            await update(handle)
+        except WorkflowUpdateFailedError as failure:
+            if not isinstance(failure.cause, ApplicationError):
+                raise
+            message = f"transfer {transfer_id} in batch {member.batch_id}: {failure.cause.message}"
+            raise RefundNotStuck(message) from None
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # it closed after the describe
+                raise
+            raise not_stuck from None
+        while True:  # a refund tried again may be refused again: then it waits again
+            outcome = await self._member_outcome(member.batch_id, transfer_id)
+            if not wait or outcome.status.final or outcome.step == TransferStep.REFUND_STUCK:
+                return outcome
+            await asyncio.sleep(DECISION_POLL_S)
+
+    async def _member_outcome(self, batch_id: str, transfer_id: str) -> TransferOutcome:
+        outcome = await self.batch_status(batch_id)
+        return next(t for t in outcome.transfers if t.transfer_id == transfer_id)
 
     def batch_ui_link(self, batch_id: str) -> str:
         """The batch's page in the Temporal Web UI."""

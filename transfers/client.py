@@ -67,6 +67,7 @@ from transfers.batch_client import BatchClient, BatchMember
 from transfers.settings import Settings
 from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
 from transfers.ui_links import workflows_page
+from workflows.batch import TransferBatchWorkflow
 from workflows.models import (
     PendingTransferRequest,
     TransferError,
@@ -111,6 +112,19 @@ class TransferSummary(BaseModel):
     amount: int
     currency: str
     started_at: datetime
+
+
+def _member_summary(member: BatchMember, started_at: datetime) -> TransferSummary:
+    request = member.request
+    return TransferSummary(
+        transfer_id=request.transfer_id,
+        status=member.outcome.status,
+        source=request.source_account_id,
+        target=request.target_account_id,
+        amount=request.amount,
+        currency=request.currency,
+        started_at=started_at,
+    )
 
 
 def workflow_id(transfer_id: str) -> str:
@@ -223,7 +237,8 @@ class TransfersClient(BatchClient):
         self, status: TransferStatus | None = None, limit: int = 100, *, stuck: bool = False
     ) -> builtins.list[TransferSummary]:
         """The most recent transfers first, optionally only those with `status`; with `stuck`,
-        only those whose refund waits for an operator (`retry_refund` or `resolve`)."""
+        only those whose refund waits for an operator (`retry_refund` or `resolve`), then
+        those of batches."""
         query = f"WorkflowType IN ('{WORKFLOW_TYPE}', '{PENDING_WORKFLOW_TYPE}')"
         if status is not None:
             query += f" AND {TRANSFER_STATUS.name} = '{TransferStatus(status)}'"
@@ -234,6 +249,9 @@ class TransfersClient(BatchClient):
             summary = _summary(execution)
             if summary is not None:
                 summaries.append(summary)
+        if stuck and len(summaries) < limit:
+            in_batches = await self.stuck_in_batches(limit - len(summaries))
+            summaries += [_member_summary(*stuck_member) for stuck_member in in_batches]
         return summaries
 
     async def cancel(self, transfer_id: str) -> bool:
@@ -251,13 +269,21 @@ class TransfersClient(BatchClient):
         return True
 
     async def retry_refund(self, transfer_id: str, *, wait: bool = True) -> TransferOutcome:
-        """Try a stuck refund again, once its cause is fixed (Update `retry_compensation`).
+        """Try a stuck refund again, once its cause is fixed (Update `retry_compensation`; of
+        its batch, for a batch's transfer, as `locate` finds it).
 
         With `wait`, returns once the transfer has ended (COMPENSATED) or its refund is refused
         again (step `refund-stuck`); without, the status right after the Update. Raises
         `RefundNotStuck` when no refund waits for an operator, `TransferNotFound` for an
         unknown id.
         """
+        found = await self.locate(transfer_id)
+        if isinstance(found, BatchMember):
+            return await self.decide_in_batch(
+                found,
+                lambda h: h.execute_update(TransferBatchWorkflow.retry_compensation, transfer_id),
+                wait=wait,
+            )
         await self._decide_stuck_refund(
             transfer_id, lambda h: h.execute_update(TransferWorkflow.retry_compensation)
         )
@@ -269,13 +295,23 @@ class TransfersClient(BatchClient):
 
     async def resolve(self, transfer_id: str, note: str, *, wait: bool = True) -> TransferOutcome:
         """Record that a stuck refund was settled by hand, `note` saying how (Update
-        `resolve_compensation`): the workflow writes a refund marker on the source's shard, so
-        that no refund lands after the operator's, and ends COMPENSATED.
+        `resolve_compensation`; of its batch, for a batch's transfer): the workflow writes a
+        refund marker on the source's shard, so that no refund lands after the operator's, and
+        the transfer ends COMPENSATED.
 
         With `wait`, returns the final outcome; raises `InvalidInput` for an empty note, and as
         `retry_refund` otherwise.
         """
         check_note(note)
+        found = await self.locate(transfer_id)
+        if isinstance(found, BatchMember):
+            return await self.decide_in_batch(
+                found,
+                lambda h: h.execute_update(
+                    TransferBatchWorkflow.resolve_compensation, args=[transfer_id, note]
+                ),
+                wait=wait,
+            )
         handle = await self._decide_stuck_refund(
             transfer_id, lambda h: h.execute_update(TransferWorkflow.resolve_compensation, note)
         )

@@ -10,12 +10,16 @@ one transaction per shard for the whole batch.
 Where the single saga differs: both sides of a same-shard transfer are a debit and a credit, not
 one transaction (a refused credit there is COMPENSATED, not FAILED); and a refund refused for a
 business reason is tried again every BATCH_REFUND_RETRY_INTERVAL, with the batch's `RefundStuck`
-search attribute set, instead of waiting for an operator's Update.
+search attribute set, instead of only when an operator says so. Meanwhile an operator may say so
+for one transfer, as for a single one: the Updates `retry_compensation(transfer_id)` (try it now)
+and `resolve_compensation(transfer_id, note)` (it was settled by hand: a refund marker on the
+source, then the transfer ends COMPENSATED).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,8 +38,10 @@ with workflow.unsafe.imports_passed_through():
         BatchSteps,
         StepOutcome,
     )
+    from activities.ledger import LedgerActivities
     from activities.models import ClaimEnding, StepRequest
     from shards.errors import IdempotencyConflict
+    from shards.money import format_amount
     from workflows import policies
     from workflows.batch_models import (
         BatchOutcome,
@@ -52,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         TransferStep,
     )
+    from workflows.operator import OperatorDecision, batch_takes_decisions, resolved_by_operator
     from workflows.saga_steps import (
         Refused,
         cancelled,
@@ -117,6 +124,10 @@ class TransferBatchWorkflow:
         self._batch = batch
         self._transfers = [_Transfer(request, request.fingerprint()) for request in batch.transfers]
         self._phase = TransferStep.STARTED
+        # An operator's decisions about stuck refunds, by transfer id, until the refunds' loop
+        # takes them; it takes them once this run is past BATCH_OPERATOR_DECISIONS.
+        self._decisions: dict[str, OperatorDecision] = {}
+        self._takes_decisions = False
 
     @workflow.query
     def status(self) -> BatchOutcome:
@@ -131,6 +142,43 @@ class TransferBatchWorkflow:
     def counts(self) -> dict[str, int]:
         """How many transfers have each status (cheap: for progress bars)."""
         return self._counts()
+
+    @workflow.update
+    def retry_compensation(self, transfer_id: str) -> None:
+        """Operator: try this transfer's stuck refund again now, its cause fixed (the batch
+        tries it again every BATCH_REFUND_RETRY_INTERVAL anyway)."""
+        self._decisions[transfer_id] = OperatorDecision(resolved=False)
+
+    @retry_compensation.validator
+    def _validate_retry(self, transfer_id: str) -> None:
+        self._require_stuck_refund(transfer_id)
+
+    @workflow.update
+    def resolve_compensation(self, transfer_id: str, note: str) -> None:
+        """Operator: this transfer's refund was settled outside the ledger; `note` says how."""
+        self._decisions[transfer_id] = OperatorDecision(resolved=True, note=note)
+
+    @resolve_compensation.validator
+    def _validate_resolve(self, transfer_id: str, note: str) -> None:
+        self._require_stuck_refund(transfer_id)
+        if not note.strip():
+            raise ValueError("say how the refund was settled")
+
+    def _require_stuck_refund(self, transfer_id: str) -> None:
+        transfer = next((t for t in self._transfers if t.request.transfer_id == transfer_id), None)
+        if transfer is None:
+            raise ValueError(f"batch {self._batch.batch_id} holds no transfer {transfer_id}")
+        if transfer.step != TransferStep.REFUND_STUCK:
+            raise ValueError(
+                f"no refund is stuck: the transfer is {transfer.status} ({transfer.step})"
+            )
+        if not self._takes_decisions:
+            raise ValueError(
+                "this batch started before batches took operator decisions: its refund is "
+                "tried again every minute"
+            )
+        if transfer_id in self._decisions:
+            raise ValueError("an operator decision is already being applied")
 
     @workflow.run
     async def run(self, batch: BatchRequest) -> BatchOutcome:
@@ -259,7 +307,8 @@ class TransferBatchWorkflow:
 
     async def _refund_until_done(self, to_refund: list[_Unfinished]) -> None:
         """Refund each source (a marker where nothing was taken: FAILED at its failed step);
-        a refused refund is tried again after BATCH_REFUND_RETRY_INTERVAL, for ever."""
+        a refused refund is tried again after BATCH_REFUND_RETRY_INTERVAL, for ever, or sooner
+        when an operator asks, unless an operator resolves it."""
         self._phase = TransferStep.REFUNDING
         stuck_shown = False
         while to_refund:
@@ -280,20 +329,70 @@ class TransferBatchWorkflow:
                     marked.append(item)
                 else:
                     transfer.advance(TransferStatus.COMPENSATED, TransferStep.REFUNDED, item.reason)
+            if stuck:  # asked here, before anything else awaits: see _require_stuck_refund
+                self._takes_decisions = batch_takes_decisions()
             await self._end_failed(marked)
-            if bool(stuck) != stuck_shown:  # `RefundStuck` while some refund waits
-                stuck_shown = bool(stuck)
-                workflow.upsert_search_attributes(
-                    [REFUND_IS_STUCK.value_set(True) if stuck else REFUND_IS_STUCK.value_unset()]
-                )
+            stuck_shown = _show_stuck(bool(stuck), stuck_shown)
             self._show()
-            if stuck:
-                await workflow.sleep(policies.BATCH_REFUND_RETRY_INTERVAL)
-                for item in stuck:  # tried again with the reason it compensates for
-                    item.transfer.advance(
-                        TransferStatus.COMPENSATING, TransferStep.REFUNDING, item.reason
-                    )
-            to_refund = stuck
+            to_refund = await self._between_tries(stuck) if stuck else []
+        _show_stuck(False, stuck_shown)  # the last stuck ones were resolved by hand
+
+    async def _between_tries(self, stuck: list[_Unfinished]) -> list[_Unfinished]:
+        """Wait BATCH_REFUND_RETRY_INTERVAL, or until an operator decides about one of `stuck`;
+        record those resolved by hand. The refunds to try again."""
+        if self._takes_decisions:
+            ids = {item.transfer.request.transfer_id for item in stuck}
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: not ids.isdisjoint(self._decisions),
+                    timeout=policies.BATCH_REFUND_RETRY_INTERVAL,
+                )
+        else:
+            await workflow.sleep(policies.BATCH_REFUND_RETRY_INTERVAL)
+        # Every one of them leaves REFUND_STUCK before anything awaits: a decision about it
+        # is refused from here, none is left behind unapplied while its refund is tried.
+        again, resolved = [], []
+        for item in stuck:
+            decision = self._decisions.pop(item.transfer.request.transfer_id, None)
+            if decision is not None and decision.resolved:
+                resolved.append((item, decision.note, item.transfer.error))
+                item.transfer.advance(TransferStatus.COMPENSATING, TransferStep.RESOLVING)
+            else:  # tried again with the reason it compensates for
+                item.transfer.advance(
+                    TransferStatus.COMPENSATING, TransferStep.REFUNDING, item.reason
+                )
+                again.append(item)
+        self._show()
+        for item, note, refused in resolved:
+            await self._resolve(item, note, refused)
+        return again
+
+    async def _resolve(self, item: _Unfinished, note: str, refused: TransferError | None) -> None:
+        """An operator settled the refund by hand (`refused`: why it was stuck): a refund
+        marker on the source keeps any refund of this request from landing later; the transfer
+        ends COMPENSATED. A refund found there instead (the ledger refunded first) is the end:
+        the operator must not pay."""
+        transfer = item.transfer
+        request = transfer.request
+        money = f"{format_amount(request.amount, request.currency)} {request.currency}"
+        try:
+            found = await run_step(
+                LedgerActivities.settled_by_hand,
+                self._step_request(transfer, source=True),
+                summary=f"record the refund of {money} to {request.source_account_id} as "
+                "settled by hand",
+                cancellation=policies.WAIT_ON_CANCEL,
+                durable=True,  # recorded with the Update's acceptance, before it can commit
+            )
+        except Refused as refusal:  # another request's entries: no refund of ours lands there
+            workflow.logger.error("transfer %s: %s", request.transfer_id, refusal)
+        else:
+            record_once(transfer.entries, found)
+            if not found.marker:
+                transfer.advance(TransferStatus.COMPENSATED, TransferStep.REFUNDED, item.reason)
+                return
+        error = resolved_by_operator(note, item.reason, refused=refused)
+        transfer.advance(TransferStatus.COMPENSATED, TransferStep.RESOLVED_BY_OPERATOR, error)
 
     async def _end_failed(self, marked: list[_Unfinished]) -> None:
         """End FAILED the transfers whose refund was a marker. Where their source's entries
@@ -345,25 +444,24 @@ class TransferBatchWorkflow:
         source: bool = False,
     ) -> tuple[StepOutcome, ...]:
         """One batched ledger step for `transfers`, on each one's source or target."""
-        steps = BatchSteps(
-            steps=tuple(
-                StepRequest(
-                    transfer_id=t.request.transfer_id,
-                    account_id=t.request.source_account_id
-                    if source
-                    else t.request.target_account_id,
-                    amount=t.request.amount,
-                    currency=t.request.currency,
-                    fingerprint=t.fingerprint,
-                )
-                for t in transfers
-            )
-        )
+        steps = BatchSteps(steps=tuple(self._step_request(t, source=source) for t in transfers))
         try:
             done = await _batched(step, steps, f"{verb} {len(transfers):,} transfers", cancellation)
         except Refused as refusal:  # the step refused the whole batch: a bug, not a business end
             raise RuntimeError(f"{verb} refused a whole batch: {refusal.error}") from refusal
         return done.results
+
+    @staticmethod
+    def _step_request(transfer: _Transfer, *, source: bool) -> StepRequest:
+        """A step of `transfer` on its source or its target."""
+        request = transfer.request
+        return StepRequest(
+            transfer_id=request.transfer_id,
+            account_id=request.source_account_id if source else request.target_account_id,
+            amount=request.amount,
+            currency=request.currency,
+            fingerprint=transfer.fingerprint,
+        )
 
     # progress -----------------------------------------------------------------------------
 
@@ -398,6 +496,15 @@ class TransferBatchWorkflow:
         """The Web UI's current details: the batch's phase and its counts so far."""
         line = summary_line(self._batch.transfers, self._counts())
         workflow.set_current_details(f"**{self._phase}**: {line}")
+
+
+def _show_stuck(stuck: bool, shown: bool) -> bool:
+    """`RefundStuck` while some refund waits: upserted when that changes."""
+    if stuck != shown:
+        workflow.upsert_search_attributes(
+            [REFUND_IS_STUCK.value_set(True) if stuck else REFUND_IS_STUCK.value_unset()]
+        )
+    return stuck
 
 
 async def _batched(

@@ -8,7 +8,6 @@ refused credit, with an operator's way out when the refund itself is refused.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         TransferStep,
     )
+    from workflows.operator import OperatorDecision, resolved_by_operator
     from workflows.saga_steps import (
         SETTLE_BY_ENTRIES,
         Refused,
@@ -53,14 +53,6 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class _OperatorDecision:
-    """What an operator said about a stuck refund: try again, or it was settled by hand."""
-
-    resolved: bool
-    note: str = ""
-
-
 class LedgerSaga:
     """State, queries and Updates shared by the transfer workflows; each defines its own run."""
 
@@ -73,7 +65,7 @@ class LedgerSaga:
         self._entries: list[AppliedEntry] = []
         self._error: TransferError | None = None
         self._expires_at: datetime | None = None  # set once a pending transfer's hold is placed
-        self._decisions: list[_OperatorDecision] = []  # at most one, see _require_stuck_refund
+        self._decisions: list[OperatorDecision] = []  # at most one, see _require_stuck_refund
         # Set by _start: the run decides as histories recorded before ENTRIES_DECIDE did.
         self._legacy = False
         # Once an Update has decided, steps run as regular activities (see run_step's `durable`).
@@ -96,7 +88,7 @@ class LedgerSaga:
     @workflow.update
     def retry_compensation(self) -> None:
         """Operator: try the stuck refund again, once its cause is fixed."""
-        self._decisions.append(_OperatorDecision(resolved=False))
+        self._decisions.append(OperatorDecision(resolved=False))
 
     @retry_compensation.validator
     def _validate_retry(self) -> None:
@@ -105,7 +97,7 @@ class LedgerSaga:
     @workflow.update
     def resolve_compensation(self, note: str) -> None:
         """Operator: the refund was settled outside this workflow; `note` says how."""
-        self._decisions.append(_OperatorDecision(resolved=True, note=note))
+        self._decisions.append(OperatorDecision(resolved=True, note=note))
 
     @resolve_compensation.validator
     def _validate_resolve(self, note: str) -> None:
@@ -336,11 +328,11 @@ class LedgerSaga:
                     refund = await self._record_settled_by_hand()
                     if refund is not None:  # the ledger refunded first: the operator must not
                         return refund
-                self._error = _resolved(decision.note, reason, refused=self._error)
+                self._error = resolved_by_operator(decision.note, reason, refused=self._error)
                 return None
             self._advance(TransferStatus.COMPENSATING, TransferStep.REFUNDING, reason)
 
-    async def _operator_decision(self, refusal: TransferError) -> _OperatorDecision:
+    async def _operator_decision(self, refusal: TransferError) -> OperatorDecision:
         """Say loudly that the refund is stuck, then wait for an operator's Update."""
         workflow.logger.error(
             "transfer %s: refund refused (%s: %s); waiting for an operator",
@@ -437,15 +429,3 @@ class LedgerSaga:
                 "if it was settled by hand."
             )
         return text
-
-
-def _resolved(
-    note: str, reason: TransferError | None, *, refused: TransferError | None
-) -> TransferError:
-    """The final error of a refund that an operator settled by hand: their note comes first."""
-    message = note
-    if refused is not None:
-        message += f" (the refund was refused: {refused.type})"
-    if reason is not None:
-        message += f"; compensating for {reason.type}: {reason.message}"
-    return TransferError(type="ResolvedByOperator", message=message)

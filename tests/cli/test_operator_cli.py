@@ -12,7 +12,13 @@ from temporalio.client import Client
 
 from tests.support.cli_runs import AsyncCli, assert_one_clean_line, cli_against
 from tests.support.statements import recomputed_balance
-from tests.support.stuck_refunds import AMOUNT, BALANCE, NEAR_MAX_DEPOSIT, stuck_refund
+from tests.support.stuck_refunds import (
+    AMOUNT,
+    BALANCE,
+    NEAR_MAX_DEPOSIT,
+    stuck_batch,
+    stuck_refund,
+)
 from tests.support.workers import Accounts
 from transfers.client import TransfersClient
 from transfers.settings import Settings
@@ -130,3 +136,36 @@ async def test_both_refuse_a_completed_and_an_unknown_transfer(
         f"error: no transfer {unknown}",
     ]
     assert await accounts.balance(source) == BALANCE - AMOUNT
+
+
+async def test_retry_refund_and_resolve_reach_a_transfer_inside_its_batch(
+    cli: AsyncCli,
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    batch_id, [request], _ = await stuck_batch(transfers, accounts, request_for, stuck=1)
+    transfer_id = request.transfer_id
+
+    refused_again = await cli("retry-refund", transfer_id, "--json")
+    resolved = await cli("resolve", transfer_id, "--note", "paid back by wire 7")
+    again = await cli("resolve", transfer_id, "--note", "paid back by wire 7", "--json")
+
+    assert refused_again.exit_code == 1, refused_again
+    said = refused_again.json()
+    assert (said["batch_id"], said["step"], said["error"]["type"]) == (
+        batch_id,
+        "refund-stuck",
+        "InvalidAmount",
+    )
+    assert said["ui_link"].endswith(f"/batch-{batch_id}")
+    assert resolved.exit_code == 0, resolved
+    assert resolved.stdout.startswith(
+        f"{transfer_id} COMPENSATED (step resolved-by-operator): ResolvedByOperator: "
+        "paid back by wire 7"
+    )
+    assert f"in batch {batch_id}" in resolved.stdout
+    assert again.exit_code == 1, again
+    assert again.json()["error"]["type"] == "RefundNotStuck"
+    assert await accounts.balance(request.source_account_id) == BALANCE - AMOUNT + NEAR_MAX_DEPOSIT
+    assert await accounts.balance(request.target_account_id) == 0

@@ -54,3 +54,32 @@ async def stuck_refund(
     handle = client.get_workflow_handle(workflow_id(request.transfer_id))
     await wait_for_step(handle, "refund-stuck")
     return request
+
+
+async def stuck_batch(
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+    stuck: int,
+    completing: int = 0,
+) -> tuple[str, list[TransferRequest], list[TransferRequest]]:
+    """A batch whose first `stuck` transfers (each from its own source, to one frozen target)
+    wait with their refund stuck as `stuck_refund`'s does, and whose `completing` others
+    (another target, on the same shard) complete: its id, the stuck, the completed."""
+    frozen = await accounts.open(0, shard=1)
+    await accounts.freeze(frozen)
+    other = await accounts.open(0, shard=1)
+    sources = [await accounts.open(BALANCE, shard=0) for _ in range(stuck + completing)]
+    requests = [request_for(source, frozen, AMOUNT) for source in sources[:stuck]]
+    requests += [request_for(source, other, AMOUNT) for source in sources[stuck:]]
+    async with accounts.row_locked(frozen):  # the batch's credits on that shard wait here
+        batch_id = await transfers.start_batch(requests)
+        for source in sources[:stuck]:
+            await _debited(accounts, source)
+            await accounts.deposit(source, NEAR_MAX_DEPOSIT)
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            outcome = await transfers.batch_status(batch_id)
+            if {t.step for t in outcome.transfers[:stuck]} == {"refund-stuck"}:
+                return batch_id, requests[:stuck], requests[stuck:]
+            await asyncio.sleep(0.1)

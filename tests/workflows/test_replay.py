@@ -81,6 +81,13 @@ SINCE_CLAIM_RECORDS_ENDING = {
 }
 
 
+# Since the batch-operator-decisions patch (tests/workflows/test_batch_stuck_refund.py and
+# test_batch_refund_tried_again.py): a batch's stuck refund resolved by hand while another is
+# retried by an operator, and one tried again on its own after a minute;
+# before-batch-operator-decisions/ keeps the latter recorded with a plain timer between tries.
+SINCE_BATCH_OPERATOR_DECISIONS = {"batch_refund_resolved", "batch_refund_tried_again"}
+
+
 def test_every_representative_run_is_recorded() -> None:
     assert {path.stem for path in HISTORIES.glob("*.json")} >= (
         REPRESENTATIVE
@@ -88,8 +95,11 @@ def test_every_representative_run_is_recorded() -> None:
         | SINCE_REFUND_STUCK_VISIBLE
         | BATCHES
         | SINCE_CLAIM_RECORDS_ENDING
+        | SINCE_BATCH_OPERATOR_DECISIONS
     )
     assert (HISTORIES / "before-refund-stuck-visible" / "refund_resolved.json").exists()
+    before_decisions = HISTORIES / "before-batch-operator-decisions"
+    assert (before_decisions / "batch_refund_tried_again.json").exists()
     for before in ("before-lean-history", "before-entries-decide"):
         assert {path.stem for path in (HISTORIES / before).glob("*.json")} >= REPRESENTATIVE
 

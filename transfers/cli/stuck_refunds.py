@@ -2,7 +2,8 @@
 
 A refund refused for a business reason (the source frozen, closed, or unable to take the money
 back) waits for one of them: `retry-refund` once the cause is fixed, `resolve --note` once the
-money was paid back by hand. `transfers list --stuck` finds those that wait.
+money was paid back by hand. `transfers list --stuck` finds those that wait. A batch's transfer
+takes them too (its batch also tries the refund again every minute on its own).
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from transfers.cli.common import (
     EXIT_FAILED,
     JsonOption,
     StackOption,
-    emit,
     exits_without_teardown,
     run,
     settings_from,
     temporal_client,
 )
-from transfers.cli.transfer import TransferArgument, outcome_json, outcome_line
-from transfers.terminal import console
+from transfers.cli.transfer import Located, TransferArgument, emit_located, located
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient
@@ -35,33 +34,31 @@ NoWaitOption = Annotated[
 
 
 def _decide(
+    transfer_id: str,
     decision: Callable[[TransfersClient], Awaitable[TransferOutcome]],
     stack: StackOption,
     as_json: bool,
     *,
     note: str | None = None,
 ) -> None:
-    """Send the decision, print where the transfer is now; exit 1 if its refund is stuck again."""
+    """Send the decision, print where the transfer is now (as `status`, with its batch for a
+    batch's transfer); exit 1 if its refund is stuck again."""
     settings = settings_from(stack, as_json)
 
-    async def action() -> tuple[TransferOutcome, str]:
+    async def action() -> Located:
         from workflows.models import check_note
 
         if note is not None:
             check_note(note)  # bad input, before any server is asked
         async with temporal_client(settings) as client:
-            outcome = await decision(client)
-            return outcome, client.ui_link(outcome.transfer_id)
+            await decision(client)
+            return await located(client, transfer_id)
 
-    outcome, link = run(action, as_json)
-    emit(
-        {**outcome_json(outcome), "ui_link": link},
-        as_json,
-        lambda: console.print(outcome_line(outcome), link, sep="\n"),
-    )
+    found = run(action, as_json)
+    emit_located(found, as_json)
     from workflows.models import TransferStep  # loaded with the client already
 
-    if outcome.step == TransferStep.REFUND_STUCK:
+    if found.outcome.step == TransferStep.REFUND_STUCK:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -73,7 +70,12 @@ def retry_refund_command(
     as_json: JsonOption = False,
 ) -> None:
     """Try a stuck refund again, once its cause is fixed; exit 1 if it is refused again."""
-    _decide(lambda client: client.retry_refund(transfer_id, wait=not no_wait), stack, as_json)
+    _decide(
+        transfer_id,
+        lambda client: client.retry_refund(transfer_id, wait=not no_wait),
+        stack,
+        as_json,
+    )
 
 
 @exits_without_teardown
@@ -87,6 +89,7 @@ def resolve_command(
     """Record that a stuck refund was settled by hand: the transfer ends COMPENSATED, and a
     refund marker on the source's shard keeps any later refund from landing."""
     _decide(
+        transfer_id,
         lambda client: client.resolve(transfer_id, note, wait=not no_wait),
         stack,
         as_json,

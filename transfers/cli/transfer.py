@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from rich.table import Table
@@ -31,7 +31,7 @@ from transfers.terminal import console
 
 if TYPE_CHECKING:  # imported where used: pydantic models, the shards and the Temporal SDK
     from transfers.batch_client import BatchSummary
-    from transfers.client import TransferSummary
+    from transfers.client import TransfersClient, TransferSummary
     from transfers.settings import Settings
     from workflows.batch_models import BatchOutcome
     from workflows.models import TransferOutcome, TransferRequest
@@ -248,23 +248,38 @@ def status_command(
     (found among the most recent batches)."""
     settings = settings_from(stack, as_json)
 
-    async def action() -> tuple[TransferOutcome, dict[str, Any], str]:
-        from transfers.batch_client import BatchMember
-
+    async def action() -> Located:
         async with temporal_client(settings) as client:
-            found = await client.locate(transfer_id)
-            if isinstance(found, BatchMember):
-                link = client.batch_ui_link(found.batch_id)
-                return found.outcome, batches.member_json(found, link), link
-            outcome = found
-            summary, link = await client.summary(transfer_id), client.ui_link(transfer_id)
-            return outcome, {**outcome_json(outcome), **money_json(summary), "ui_link": link}, link
+            return await located(client, transfer_id)
 
+    emit_located(run(action, as_json), as_json)
+
+
+class Located(NamedTuple):
+    """A transfer as `status` shows it: its outcome, its JSON, its page in the Web UI."""
+
+    outcome: TransferOutcome
+    data: dict[str, Any]
+    link: str
+
+
+async def located(client: TransfersClient, transfer_id: str) -> Located:
+    """Where the transfer is: its own workflow's status, or its batch's (which batch)."""
+    from transfers.batch_client import BatchMember
     from transfers.cli import batches
 
-    outcome, data, link = run(action, as_json)
-    in_batch = f" in batch {data['batch_id']}" if "batch_id" in data else ""
-    emit(data, as_json, lambda: console.print(outcome_line(outcome) + in_batch, link, sep="\n"))
+    found = await client.locate(transfer_id)
+    if isinstance(found, BatchMember):
+        link = client.batch_ui_link(found.batch_id)
+        return Located(found.outcome, batches.member_json(found, link), link)
+    summary, link = await client.summary(transfer_id), client.ui_link(transfer_id)
+    return Located(found, {**outcome_json(found), **money_json(summary), "ui_link": link}, link)
+
+
+def emit_located(found: Located, as_json: bool) -> None:
+    in_batch = f" in batch {found.data['batch_id']}" if "batch_id" in found.data else ""
+    line = outcome_line(found.outcome) + in_batch
+    emit(found.data, as_json, lambda: console.print(line, found.link, sep="\n"))
 
 
 def money_json(summary: TransferSummary | None) -> dict[str, str | None]:
