@@ -215,6 +215,18 @@ class TransfersClient(BatchClient):
             return member
         return await self.batch_owning(transfer_id, run) or run
 
+    async def _decision_target(self, transfer_id: str) -> TransferOutcome | BatchMember:
+        """The transfer an operator's decision is about, as `locate` finds it, or among the
+        stuck transfers of running batches (a batch older than `find_batch` scans)."""
+        try:
+            return await self.locate(transfer_id)
+        except TransferNotFound:
+            stuck = await self.stuck_in_batches()
+            found = [s.member for s in stuck if s.member.request.transfer_id == transfer_id]
+            if not found:
+                raise
+            return found[0]
+
     async def _run_status(self, transfer_id: str) -> TransferOutcome:
         """The status of the id's own workflow (`transfer-{id}`)."""
         handle = self._handle(transfer_id)
@@ -277,7 +289,7 @@ class TransfersClient(BatchClient):
         `RefundNotStuck` when no refund waits for an operator, `TransferNotFound` for an
         unknown id.
         """
-        found = await self.locate(transfer_id)
+        found = await self._decision_target(transfer_id)
         if isinstance(found, BatchMember):
             return await self.decide_in_batch(
                 found,
@@ -303,7 +315,7 @@ class TransfersClient(BatchClient):
         `retry_refund` otherwise.
         """
         check_note(note)
-        found = await self.locate(transfer_id)
+        found = await self._decision_target(transfer_id)
         if isinstance(found, BatchMember):
             return await self.decide_in_batch(
                 found,

@@ -128,6 +128,8 @@ class TransferBatchWorkflow:
         # takes them; it takes them once this run is past BATCH_OPERATOR_DECISIONS.
         self._decisions: dict[str, OperatorDecision] = {}
         self._takes_decisions = False
+        # The stuck refunds whose next try is being waited for: those a decision may be about.
+        self._waiting: set[str] = set()
 
     @workflow.query
     def status(self) -> BatchOutcome:
@@ -179,6 +181,8 @@ class TransferBatchWorkflow:
             )
         if transfer_id in self._decisions:
             raise ValueError("an operator decision is already being applied")
+        if transfer_id not in self._waiting:
+            raise ValueError("the batch is settling other transfers first: ask again in a moment")
 
     @workflow.run
     async def run(self, batch: BatchRequest) -> BatchOutcome:
@@ -311,11 +315,12 @@ class TransferBatchWorkflow:
         when an operator asks, unless an operator resolves it."""
         self._phase = TransferStep.REFUNDING
         stuck_shown = False
+        decided = False  # the round an operator's decision asked for: see run_step's `durable`
         while to_refund:
             transfers = [item.transfer for item in to_refund]
             results = await self._step(
                 BatchActivities.refund_batch, transfers, policies.WAIT_ON_CANCEL, "refund",
-                source=True,
+                source=True, durable=decided,
             )  # fmt: skip
             stuck, marked = [], []
             for item, refund in zip(to_refund, results, strict=True):
@@ -325,7 +330,12 @@ class TransferBatchWorkflow:
                     stuck.append(item)
                     continue
                 record_once(transfer.entries, refund)
-                if refund.marker:  # the debit never applied, and now it never will
+                if refund.marker and _settled_by_hand_elsewhere(transfer):
+                    error = resolved_by_operator(SETTLED_ELSEWHERE, item.reason, refused=None)
+                    transfer.advance(
+                        TransferStatus.COMPENSATED, TransferStep.RESOLVED_BY_OPERATOR, error
+                    )
+                elif refund.marker:  # the debit never applied, and now it never will
                     marked.append(item)
                 else:
                     transfer.advance(TransferStatus.COMPENSATED, TransferStep.REFUNDED, item.reason)
@@ -334,21 +344,23 @@ class TransferBatchWorkflow:
             await self._end_failed(marked)
             stuck_shown = _show_stuck(bool(stuck), stuck_shown)
             self._show()
-            to_refund = await self._between_tries(stuck) if stuck else []
+            to_refund, decided = await self._between_tries(stuck) if stuck else ([], False)
         _show_stuck(False, stuck_shown)  # the last stuck ones were resolved by hand
 
-    async def _between_tries(self, stuck: list[_Unfinished]) -> list[_Unfinished]:
+    async def _between_tries(self, stuck: list[_Unfinished]) -> tuple[list[_Unfinished], bool]:
         """Wait BATCH_REFUND_RETRY_INTERVAL, or until an operator decides about one of `stuck`;
-        record those resolved by hand. The refunds to try again."""
+        record those resolved by hand. The refunds to try again, and whether a decision came."""
         if self._takes_decisions:
-            ids = {item.transfer.request.transfer_id for item in stuck}
+            self._waiting = {item.transfer.request.transfer_id for item in stuck}
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: not ids.isdisjoint(self._decisions),
+                    lambda: not self._waiting.isdisjoint(self._decisions),
                     timeout=policies.BATCH_REFUND_RETRY_INTERVAL,
                 )
+            self._waiting = set()
         else:
             await workflow.sleep(policies.BATCH_REFUND_RETRY_INTERVAL)
+        decided = bool(self._decisions)
         # Every one of them leaves REFUND_STUCK before anything awaits: a decision about it
         # is refused from here, none is left behind unapplied while its refund is tried.
         again, resolved = [], []
@@ -365,7 +377,7 @@ class TransferBatchWorkflow:
         self._show()
         for item, note, refused in resolved:
             await self._resolve(item, note, refused)
-        return again
+        return again, decided
 
     async def _resolve(self, item: _Unfinished, note: str, refused: TransferError | None) -> None:
         """An operator settled the refund by hand (`refused`: why it was stuck): a refund
@@ -442,11 +454,13 @@ class TransferBatchWorkflow:
         verb: str,
         *,
         source: bool = False,
+        durable: bool = False,
     ) -> tuple[StepOutcome, ...]:
         """One batched ledger step for `transfers`, on each one's source or target."""
         steps = BatchSteps(steps=tuple(self._step_request(t, source=source) for t in transfers))
         try:
-            done = await _batched(step, steps, f"{verb} {len(transfers):,} transfers", cancellation)
+            summary = f"{verb} {len(transfers):,} transfers"
+            done = await _batched(step, steps, summary, cancellation, durable=durable)
         except Refused as refusal:  # the step refused the whole batch: a bug, not a business end
             raise RuntimeError(f"{verb} refused a whole batch: {refusal.error}") from refusal
         return done.results
@@ -498,6 +512,18 @@ class TransferBatchWorkflow:
         workflow.set_current_details(f"**{self._phase}**: {line}")
 
 
+SETTLED_ELSEWHERE = "settled by hand, as another run of this request recorded on the source"
+
+
+def _settled_by_hand_elsewhere(transfer: _Transfer) -> bool:
+    """A refund marker beside the transfer's own debit: no refund of the ledger wrote it (one
+    with no debit to pay back writes a marker, and then no debit can land), so an operator's
+    resolve of another run of the request did (a resubmitted batch, a single run). Since
+    BATCH_OPERATOR_DECISIONS, reported as that resolve; before it, as FAILED."""
+    debited = any(e.kind == "debit" and not e.marker for e in transfer.entries)
+    return debited and batch_takes_decisions()
+
+
 def _show_stuck(stuck: bool, shown: bool) -> bool:
     """`RefundStuck` while some refund waits: upserted when that changes."""
     if stuck != shown:
@@ -512,6 +538,8 @@ async def _batched(
     argument: object,
     summary: str,
     cancellation: workflow.ActivityCancellationType,
+    *,
+    durable: bool = False,
 ) -> R:
     """One batched ledger activity: a shard step's options, with a batch's time per attempt."""
     return await run_step(
@@ -519,5 +547,6 @@ async def _batched(
         argument,
         summary=summary,
         cancellation=cancellation,
+        durable=durable,
         start_to_close=policies.BATCH_STEP_START_TO_CLOSE,
     )

@@ -245,3 +245,26 @@ def test_a_file_on_stdin_is_read(settings: Settings, tmp_path: Path) -> None:
     assert result.exit_code == 2, result
     assert "stdin: 1 bad line, nothing submitted" in result.stderr
     assert "line 2: " in result.stderr
+
+
+def test_a_batch_started_without_our_memo_is_listed_with_what_is_known(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another client (or a test) started it without the `size` memo and the search attributes:
+    the row says what it can, never a traceback."""
+    from transfers.cli.batches import print_batches
+
+    row = {
+        "batch_id": "started-elsewhere-0123456789abcdef",
+        "size": None,
+        "amount": None,
+        "currency": None,
+        "counts": None,
+        "started_at": "2026-12-03T10:25:27.123456+00:00",
+    }
+
+    print_batches([row])
+
+    shown = capsys.readouterr().out
+    assert "started-elsewhere-0123456789abcdef" in shown
+    assert "running" in shown

@@ -169,3 +169,29 @@ async def test_retry_refund_and_resolve_reach_a_transfer_inside_its_batch(
     assert again.json()["error"]["type"] == "RefundNotStuck"
     assert await accounts.balance(request.source_account_id) == BALANCE - AMOUNT + NEAR_MAX_DEPOSIT
     assert await accounts.balance(request.target_account_id) == 0
+
+
+async def test_resolve_exits_1_when_the_ledger_refunded_first(
+    cli: AsyncCli,
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+) -> None:
+    """The refund committed on the shard in a workflow task that was lost (written here as the
+    lost step would): `resolve` finds it, and says loudly not to pay by hand."""
+    _, [request], _ = await stuck_batch(transfers, accounts, request_for, stuck=1)
+    source = request.source_account_id
+    await accounts.withdraw(source, NEAR_MAX_DEPOSIT)
+    await accounts.ledger.refund(
+        request.transfer_id, source, request.amount, request.currency, request.fingerprint()
+    )
+
+    resolved = await cli("resolve", request.transfer_id, "--note", "paid by wire 8", "--json")
+
+    assert resolved.exit_code == 1, resolved
+    assert (resolved.json()["status"], resolved.json()["step"]) == ("COMPENSATED", "refunded")
+    assert resolved.error_lines == [
+        "warning: the ledger refunded the source before the resolve: do not pay it back by "
+        "hand (recover a payment already made)"
+    ]
+    assert await accounts.balance(source) == BALANCE

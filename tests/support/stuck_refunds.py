@@ -17,7 +17,7 @@ from temporalio.client import Client
 from tests.support.workers import Accounts, wait_for_step
 from tests.workflows.test_stuck_refund import AMOUNT, BALANCE, NEAR_MAX_DEPOSIT
 from transfers.client import TransfersClient, workflow_id
-from workflows.models import TransferRequest
+from workflows.models import TransferOutcome, TransferRequest
 
 __all__ = ["AMOUNT", "BALANCE", "NEAR_MAX_DEPOSIT", "stuck_refund"]
 
@@ -82,4 +82,17 @@ async def stuck_batch(
             outcome = await transfers.batch_status(batch_id)
             if {t.step for t in outcome.transfers[:stuck]} == {"refund-stuck"}:
                 return batch_id, requests[:stuck], requests[stuck:]
+            await asyncio.sleep(0.1)
+
+
+async def until_batch_step(
+    transfers: TransfersClient, batch_id: str, transfer_id: str, step: str
+) -> TransferOutcome:
+    """The batch's transfer once at `step` or final (its batch's status query, polled)."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            outcome = await transfers.batch_status(batch_id)
+            [mine] = [t for t in outcome.transfers if t.transfer_id == transfer_id]
+            if mine.step == step or mine.status.final:
+                return mine
             await asyncio.sleep(0.1)

@@ -14,7 +14,13 @@ from temporalio.client import Client
 
 from shards.errors import InvalidInput
 from tests.support.statements import recomputed_balance, statement_pages
-from tests.support.stuck_refunds import AMOUNT, BALANCE, NEAR_MAX_DEPOSIT, stuck_batch
+from tests.support.stuck_refunds import (
+    AMOUNT,
+    BALANCE,
+    NEAR_MAX_DEPOSIT,
+    stuck_batch,
+    until_batch_step,
+)
 from tests.support.workers import Accounts, error_type, record_history
 from transfers.client import RefundNotStuck, TransfersClient
 from workflows.batch_models import batch_workflow_id
@@ -64,6 +70,8 @@ async def test_an_operator_resolves_one_stuck_refund_and_retries_another(
     resolved = await transfers.resolve(paid.transfer_id, NOTE)
     with pytest.raises(RefundNotStuck, match="no refund is stuck: the transfer is COMPENSATED"):
         await transfers.resolve(paid.transfer_id, NOTE)  # decided once, never twice
+    # the resolve's wake-up tried the other refund again at once: it waits once more
+    await until_batch_step(transfers, batch_id, fixed.transfer_id, "refund-stuck")
     refused_again = await transfers.retry_refund(fixed.transfer_id)  # nothing fixed yet
     still_shown = await _refund_stuck_shown(client, batch_id)
     await accounts.withdraw(fixed.source_account_id, NEAR_MAX_DEPOSIT)  # the operator's fix

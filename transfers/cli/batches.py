@@ -191,7 +191,8 @@ def print_batches(rows: list[dict[str, Any]]) -> None:
         said = "running" if counts is None else "\n".join(_counted(counts))
         money = f"{row['amount']} {row['currency']}" if row["amount"] else "several currencies"
         started = row["started_at"][:19].replace("T", " ")
-        table.add_row(row["batch_id"], f"{row['size']:,}", money, said, started)
+        size = "" if row["size"] is None else f"{row['size']:,}"  # unknown: started elsewhere
+        table.add_row(row["batch_id"], size, money, said, started)
     console.print(table)
 
 

@@ -23,11 +23,16 @@ from transfers.cli.common import (
     temporal_client,
 )
 from transfers.cli.transfer import Located, TransferArgument, emit_located, located
+from transfers.terminal import errors, styled
 
 if TYPE_CHECKING:
     from transfers.client import TransfersClient
     from workflows.models import TransferOutcome
 
+REFUNDED_FIRST = (
+    "the ledger refunded the source before the resolve: do not pay it back by hand (recover "
+    "a payment already made)"
+)
 NoWaitOption = Annotated[
     bool, typer.Option("--no-wait", help="Return once the Update is accepted, not at the end.")
 ]
@@ -60,6 +65,10 @@ def _decide(
 
     if found.outcome.step == TransferStep.REFUND_STUCK:
         raise typer.Exit(EXIT_FAILED)
+    if note is not None and found.outcome.step == TransferStep.REFUNDED:
+        # the ledger paid the source back before the marker: a payment by hand is one too many
+        errors.print(styled(("warning:", "yellow"), " ", REFUNDED_FIRST))
+        raise typer.Exit(EXIT_FAILED)
 
 
 @exits_without_teardown
@@ -86,8 +95,9 @@ def resolve_command(
     stack: StackOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record that a stuck refund was settled by hand: the transfer ends COMPENSATED, and a
-    refund marker on the source's shard keeps any later refund from landing."""
+    """Record that a stuck refund is settled by hand: the transfer ends COMPENSATED, and a
+    refund marker on the source's shard keeps any later refund from landing. Exit 1 if the
+    ledger refunded first (then pay nothing by hand)."""
     _decide(
         transfer_id,
         lambda client: client.resolve(transfer_id, note, wait=not no_wait),
