@@ -207,6 +207,10 @@ class BatchClient:
         """
         query = f"WorkflowType = '{BATCH_WORKFLOW_TYPE}'"
         executions = [e async for e in self.client.list_workflows(query, limit=scan)]
+        # Newest first by start, whatever order visibility answers in (it may list the running
+        # first): the same id then always names the same batch, ended or not, so a second
+        # operator's decision meets the first one's end instead of another run of the request.
+        executions.sort(key=lambda execution: execution.start_time, reverse=True)
         gate = asyncio.Semaphore(FIND_BATCH_IN_FLIGHT)
 
         async def member(execution: WorkflowExecution) -> TransferRequest | None:

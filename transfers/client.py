@@ -205,27 +205,22 @@ class TransfersClient(BatchClient):
     async def locate(self, transfer_id: str) -> TransferOutcome | BatchMember:
         """The transfer as `status` reports it, or the batch transfer (`BatchMember`, which
         says which batch) where the id has no workflow of its own or that one was refused at
-        its claim; `TransferNotFound` if neither is found."""
+        its claim (the newest batch holding it, or a running batch where its refund is stuck);
+        `TransferNotFound` if neither is found."""
         try:
             run = await self._run_status(transfer_id)
         except TransferNotFound:
-            member = await self.find_batch(transfer_id)
+            member = await self.find_batch(transfer_id) or await self._stuck_member(transfer_id)
             if member is None:
                 raise
             return member
         return await self.batch_owning(transfer_id, run) or run
 
-    async def _decision_target(self, transfer_id: str) -> TransferOutcome | BatchMember:
-        """The transfer an operator's decision is about, as `locate` finds it, or among the
-        stuck transfers of running batches (a batch older than `find_batch` scans)."""
-        try:
-            return await self.locate(transfer_id)
-        except TransferNotFound:
-            stuck = await self.stuck_in_batches()
-            found = [s.member for s in stuck if s.member.request.transfer_id == transfer_id]
-            if not found:
-                raise
-            return found[0]
+    async def _stuck_member(self, transfer_id: str) -> BatchMember | None:
+        """The id among the stuck transfers of running batches: a batch older than the ones
+        `find_batch` scans may still wait for an operator's decision about it."""
+        stuck = await self.stuck_in_batches()
+        return next((s.member for s in stuck if s.member.request.transfer_id == transfer_id), None)
 
     async def _run_status(self, transfer_id: str) -> TransferOutcome:
         """The status of the id's own workflow (`transfer-{id}`)."""
@@ -289,7 +284,7 @@ class TransfersClient(BatchClient):
         `RefundNotStuck` when no refund waits for an operator, `TransferNotFound` for an
         unknown id.
         """
-        found = await self._decision_target(transfer_id)
+        found = await self.locate(transfer_id)
         if isinstance(found, BatchMember):
             return await self.decide_in_batch(
                 found,
@@ -315,7 +310,7 @@ class TransfersClient(BatchClient):
         `retry_refund` otherwise.
         """
         check_note(note)
-        found = await self._decision_target(transfer_id)
+        found = await self.locate(transfer_id)
         if isinstance(found, BatchMember):
             return await self.decide_in_batch(
                 found,

@@ -4,6 +4,8 @@ workflow task, and a batch cancelled while its refunds wait."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -19,7 +21,7 @@ from tests.support.stuck_refunds import (
 )
 from tests.support.workers import Accounts
 from transfers.batch_client import BatchMember
-from transfers.client import TransfersClient
+from transfers.client import RefundNotStuck, TransferNotFound, TransfersClient
 from workflows.batch import TransferBatchWorkflow
 from workflows.batch_models import batch_workflow_id
 from workflows.models import TransferRequest, TransferStatus
@@ -76,21 +78,63 @@ async def test_the_other_batch_of_a_request_agrees_with_its_resolve(
     await _debit_stands_written_off(accounts, request)
 
 
-async def test_retry_refund_after_the_resolve_reaches_the_other_batch_and_agrees(
+async def test_a_second_operator_meets_the_first_ones_resolve_not_the_other_batch(
     transfers: TransfersClient,
+    client: Client,
     accounts: Accounts,
     request_for: Callable[..., TransferRequest],
 ) -> None:
-    """Once B has ended resolved, the id is still stuck in A: `retry_refund` reaches A, whose
-    refund finds the marker; it reports what B reported."""
-    batch_a, _, request = await _stuck_in_two_batches(transfers, accounts, request_for)
-    await transfers.resolve(request.transfer_id, NOTE)
-    in_a = await until_batch_step(transfers, batch_a, request.transfer_id, "refund-stuck")
-    retried = await transfers.retry_refund(request.transfer_id)
+    """Once B has ended resolved, the id is still stuck in A until A's next try. A second
+    operator's decision goes to the newest batch holding the id (B), whatever order visibility
+    lists them in, and is refused with B's end: nothing invites a second payment by hand."""
+    batch_a, batch_b, request = await _stuck_in_two_batches(transfers, accounts, request_for)
+    transfer_id = request.transfer_id
+    await transfers.resolve(transfer_id, "operator 1: paid by wire 1")
+    in_a = await until_batch_step(transfers, batch_a, transfer_id, "refund-stuck")
+    ended = rf"in batch {batch_b} is COMPENSATED \(resolved-by-operator\): no refund is stuck"
+    with pytest.raises(RefundNotStuck, match=ended):
+        await transfers.resolve(transfer_id, "operator 2: paid by wire 2")
+    with pytest.raises(RefundNotStuck, match=ended):
+        await transfers.retry_refund(transfer_id)
+    # A's own next try comes within a minute: asked for now
+    await client.get_workflow_handle(batch_workflow_id(batch_a)).execute_update(
+        TransferBatchWorkflow.retry_compensation, transfer_id
+    )
+    [a_ended] = (await transfers.batch_outcome(batch_a)).transfers
 
     assert in_a.step == "refund-stuck"
-    assert (retried.status, retried.step) == RESOLVED
+    assert (a_ended.status, a_ended.step) == RESOLVED
+    assert a_ended.error is not None
+    assert a_ended.error.message.startswith("settled by hand, as another run of this request")
     await _debit_stands_written_off(accounts, request)
+
+
+async def test_a_stuck_transfer_of_a_batch_past_the_scanned_ones_is_still_found(
+    transfers: TransfersClient,
+    accounts: Accounts,
+    request_for: Callable[..., TransferRequest],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`find_batch` reads the most recent batches only; a batch older than those, its refund
+    stuck, is found among the running batches that `RefundStuck` marks: `status` and the
+    decisions reach it (here `find_batch` finds nothing, as for a batch past its scan)."""
+    batch_id, [request], _ = await stuck_batch(transfers, accounts, request_for, stuck=1)
+
+    async def past_the_scan(_: TransfersClient, transfer_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(TransfersClient, "find_batch", past_the_scan)
+    async with asyncio.timeout(10):  # `RefundStuck` reaches visibility a moment after it is set
+        while True:
+            with contextlib.suppress(TransferNotFound):
+                found = await transfers.locate(request.transfer_id)
+                break
+            await asyncio.sleep(0.3)
+    resolved = await transfers.resolve(request.transfer_id, "paid by wire 5")
+
+    assert isinstance(found, BatchMember)
+    assert found.batch_id == batch_id
+    assert (resolved.status, resolved.step) == RESOLVED
 
 
 async def test_a_resolve_after_a_refund_lost_with_its_task_reports_the_refund(
