@@ -274,11 +274,9 @@ class BatchClient:
             if error.status != RPCStatusCode.NOT_FOUND:  # it closed after the describe
                 raise
             raise not_stuck from None
-        while True:  # a refund tried again may be refused again: then it waits again
-            outcome = await self._member_outcome(member.batch_id, transfer_id)
-            if not wait or outcome.status.final or outcome.step == TransferStep.REFUND_STUCK:
-                return outcome
-            await asyncio.sleep(DECISION_POLL_S)
+        return await until_decided(
+            lambda: self._member_outcome(member.batch_id, transfer_id), wait=wait
+        )
 
     async def _member_outcome(self, batch_id: str, transfer_id: str) -> TransferOutcome:
         outcome = await self.batch_status(batch_id)
@@ -304,6 +302,19 @@ class BatchClient:
         return self.client.get_workflow_handle_for(
             TransferBatchWorkflow.run, batch_workflow_id(batch_id), run_id=run_id
         )
+
+
+async def until_decided(
+    read: Callable[[], Awaitable[TransferOutcome]], *, wait: bool
+) -> TransferOutcome:
+    """Where a transfer is after an operator's decision about its stuck refund: with `wait`,
+    once it has ended or its refund is refused again (a retried refund may be: then it waits
+    again), else right away."""
+    while True:
+        outcome = await read()
+        if not wait or outcome.status.final or outcome.step == TransferStep.REFUND_STUCK:
+            return outcome
+        await asyncio.sleep(DECISION_POLL_S)
 
 
 def refused_at_claim(outcome: TransferOutcome) -> bool:

@@ -63,7 +63,7 @@ from shards.errors import TemporalUnavailable as TemporalUnavailable
 from shards.errors import TransferNotFound as TransferNotFound
 from shards.errors import TransfersError as TransfersError
 from shards.money import format_amount
-from transfers.batch_client import BatchClient, BatchMember
+from transfers.batch_client import BatchClient, BatchMember, until_decided
 from transfers.settings import Settings
 from transfers.temporal_connection import CONNECT_WAIT_S, connect_temporal
 from transfers.ui_links import workflows_page
@@ -74,7 +74,6 @@ from workflows.models import (
     TransferOutcome,
     TransferRequest,
     TransferStatus,
-    TransferStep,
     check_note,
 )
 from workflows.pending import PendingTransferWorkflow
@@ -294,11 +293,7 @@ class TransfersClient(BatchClient):
         await self._decide_stuck_refund(
             transfer_id, lambda h: h.execute_update(TransferWorkflow.retry_compensation)
         )
-        while True:  # the retried refund may be refused again: then the transfer waits again
-            outcome = await self.status(transfer_id)
-            if not wait or outcome.status.final or outcome.step == TransferStep.REFUND_STUCK:
-                return outcome
-            await asyncio.sleep(HOLD_POLL_S)
+        return await until_decided(lambda: self.status(transfer_id), wait=wait)
 
     async def resolve(self, transfer_id: str, note: str, *, wait: bool = True) -> TransferOutcome:
         """Record that a stuck refund was settled by hand, `note` saying how (Update

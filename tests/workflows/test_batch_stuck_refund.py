@@ -132,6 +132,9 @@ async def test_a_request_run_again_after_a_resolve_refunds_nothing(
     assert after_resolve == BALANCE - AMOUNT + NEAR_MAX_DEPOSIT
     assert single.status != TransferStatus.COMPLETED
     assert [t.status for t in again.transfers] != [TransferStatus.COMPLETED]
+    # a run after the end: its debit step is refused, the request having been compensated
+    assert error_type(single) == "AlreadyCompensated"
+    assert [t.error.type if t.error else None for t in again.transfers] == ["AlreadyCompensated"]
     assert await accounts.balance(paid.source_account_id) == after_resolve
     assert await recomputed_balance(accounts.ledger, paid.source_account_id) == after_resolve
     assert await accounts.balance(paid.target_account_id) == 0
